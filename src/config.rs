@@ -1,0 +1,350 @@
+//! Runtime configuration: built-in defaults < TOML file (`--config`) < environment
+//! (`SORA_SHIM__SECTION__KEY`) < command-line flags.
+//!
+//! Unknown keys are errors in every source, so a misspelt setting never silently falls back to
+//! its default. [`Config::validate`] checks what types alone cannot.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Prefix of environment variables; sections and keys are separated by `__`.
+pub const ENV_PREFIX: &str = "SORA_SHIM";
+
+/// Paths the shim serves itself; an API path must not shadow them.
+pub const RESERVED_PATH_PREFIXES: [&str; 5] = ["/hooks/", "/health", "/ready", "/metrics", "/shim/"];
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address the shim listens on (Sora's API port is 3000 by default).
+    pub listen: SocketAddr,
+    /// Paths on which `x-sora-target` calls are translated; everything else passes through.
+    pub api_paths: Vec<String>,
+    /// Directory holding `legacy.toml`, `errors.toml`, `upstream.toml`. Unset: `./mappings` when
+    /// it exists, else the copies built into the binary.
+    pub mappings_dir: Option<PathBuf>,
+    pub upstream: UpstreamConfig,
+    pub store: StoreConfig,
+    pub limits: LimitsConfig,
+    pub legacy: LegacyConfig,
+    pub cors: CorsConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// Base URL of Sora's API (`http://host:port`). Unset: the bundled `sora-sim` is started.
+    pub url: Option<String>,
+    /// Deadline for each call the shim itself makes upstream (translated calls).
+    pub timeout_ms: u64,
+    /// Deadline for establishing a TCP connection to the upstream.
+    pub connect_timeout_ms: u64,
+    /// Idle pooled connections are closed after this; keep it below the upstream's keep-alive.
+    pub pool_idle_timeout_ms: u64,
+    /// Largest upstream reply the shim reads when it has to parse one (ListSessions, ...).
+    pub max_reply_bytes: usize,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// SQLite database file holding the orders.
+    pub path: PathBuf,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest body accepted on a translated call (bigger: 413 REQUEST-TOO-LARGE).
+    pub max_body_bytes: usize,
+    /// Deadline for a whole request until its response head (then 504).
+    pub request_timeout_ms: u64,
+    /// Requests handled at once; more are refused at once with 503 OVERLOADED.
+    pub max_in_flight: usize,
+    /// How long a client may take to send its request head.
+    pub header_read_timeout_ms: u64,
+    /// On SIGINT/SIGTERM, how long in-flight requests may still run.
+    pub shutdown_grace_ms: u64,
+}
+
+/// What StartRecording does when the upstream is unreachable or times out.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum OnUpstreamFailure {
+    /// Keep the order and answer 200; the reconciler starts the recording later.
+    Accept,
+    /// Delete the order and answer 502/504.
+    Reject,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LegacyConfig {
+    /// Largest `expire_time` accepted (Sora's `recording_max_expire_time`).
+    pub max_expire_time: u64,
+    /// Largest `split_duration` accepted (Sora's `recording_max_split_duration`).
+    pub max_split_duration: u64,
+    /// Enforce the seed's split rules (`split_only: true` needs `expire_time: 0` and a `split_duration`).
+    pub strict: bool,
+    pub on_upstream_failure: OnUpstreamFailure,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct CorsConfig {
+    /// Origins allowed to call the API from a browser; empty: the shim does not answer preflights.
+    pub allowed_origins: Vec<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `tracing` filter, e.g. `info` or `sora_legacy_shim=debug`.
+    pub level: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            api_paths: vec!["/".to_owned()],
+            mappings_dir: None,
+            upstream: UpstreamConfig::default(),
+            store: StoreConfig::default(),
+            limits: LimitsConfig::default(),
+            legacy: LegacyConfig::default(),
+            cors: CorsConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            timeout_ms: 5_000,
+            connect_timeout_ms: 1_000,
+            // Sora (Cowboy) closes idle keep-alive connections after 60 s by default.
+            pool_idle_timeout_ms: 30_000,
+            max_reply_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self { path: PathBuf::from("sora-legacy-shim.db") }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 64 * 1024,
+            request_timeout_ms: 30_000,
+            max_in_flight: 1_024,
+            header_read_timeout_ms: 10_000,
+            shutdown_grace_ms: 10_000,
+        }
+    }
+}
+
+impl Default for LegacyConfig {
+    fn default() -> Self {
+        Self { max_expire_time: 86_400, max_split_duration: 86_400, strict: true, on_upstream_failure: OnUpstreamFailure::Accept }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { level: "info".to_owned() }
+    }
+}
+
+/// Configuration that could not be loaded or does not make sense.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0}")]
+    Load(#[from] config::ConfigError),
+    #[error("{key}: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key, message: message.into() }
+}
+
+impl Config {
+    /// Loads the layered configuration. `env` replaces the process environment (tests);
+    /// `overrides` are flag values as `("section.key", value)`.
+    pub fn load(
+        file: Option<&Path>,
+        env: Option<HashMap<String, String>>,
+        overrides: &[(&str, String)],
+    ) -> Result<Self, ConfigError> {
+        let mut builder = config::Config::builder();
+        if let Some(file) = file {
+            builder = builder.add_source(config::File::from(file).format(config::FileFormat::Toml).required(true));
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix(ENV_PREFIX)
+                .prefix_separator("__")
+                .separator("__")
+                .list_separator(",")
+                .with_list_parse_key("api_paths")
+                .with_list_parse_key("cors.allowed_origins")
+                .try_parsing(true)
+                .source(env),
+        );
+        for (key, value) in overrides {
+            builder = builder.set_override(*key, value.as_str())?;
+        }
+        let config: Config = builder.build()?.try_deserialize()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what the types alone cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.api_paths.is_empty() {
+            return Err(invalid("api_paths", "needs at least one path, e.g. [\"/\"]"));
+        }
+        for path in &self.api_paths {
+            if !path.starts_with('/') {
+                return Err(invalid("api_paths", format!("{path:?} must start with '/'")));
+            }
+            if let Some(reserved) = RESERVED_PATH_PREFIXES.iter().find(|prefix| path.starts_with(*prefix)) {
+                return Err(invalid("api_paths", format!("{path:?} collides with the shim's own {reserved}")));
+            }
+        }
+        if let Some(url) = &self.upstream.url {
+            upstream_base(url).map_err(|message| invalid("upstream.url", message))?;
+        }
+        let positive = [
+            ("upstream.timeout_ms", self.upstream.timeout_ms),
+            ("upstream.connect_timeout_ms", self.upstream.connect_timeout_ms),
+            ("upstream.pool_idle_timeout_ms", self.upstream.pool_idle_timeout_ms),
+            ("upstream.max_reply_bytes", self.upstream.max_reply_bytes as u64),
+            ("limits.max_body_bytes", self.limits.max_body_bytes as u64),
+            ("limits.request_timeout_ms", self.limits.request_timeout_ms),
+            ("limits.max_in_flight", self.limits.max_in_flight as u64),
+            ("limits.header_read_timeout_ms", self.limits.header_read_timeout_ms),
+            ("legacy.max_expire_time", self.legacy.max_expire_time),
+            ("legacy.max_split_duration", self.legacy.max_split_duration),
+        ];
+        if let Some((key, _)) = positive.iter().find(|(_, value)| *value == 0) {
+            return Err(invalid(key, "must be greater than 0"));
+        }
+        if self.store.path.as_os_str().is_empty() {
+            return Err(invalid("store.path", "must not be empty"));
+        }
+        for origin in &self.cors.allowed_origins {
+            if http::HeaderValue::from_str(origin).is_err() || !(origin.starts_with("http://") || origin.starts_with("https://") || origin == "*") {
+                return Err(invalid("cors.allowed_origins", format!("{origin:?} is not an origin like https://admin.example.com or *")));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.limits.request_timeout_ms)
+    }
+}
+
+/// Parses an upstream base URL: `http://host:port` with an optional path prefix, nothing else.
+pub fn upstream_base(url: &str) -> Result<http::Uri, String> {
+    let uri: http::Uri = url.parse().map_err(|error| format!("{url:?} is not a URL: {error}"))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some("https") => return Err(format!("{url:?}: https upstreams are not supported; reach Sora's API port over http")),
+        _ => return Err(format!("{url:?} must start with http://")),
+    }
+    if uri.authority().is_none() {
+        return Err(format!("{url:?} has no host"));
+    }
+    if uri.query().is_some() {
+        return Err(format!("{url:?} must not have a query"));
+    }
+    Ok(uri)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Option<HashMap<String, String>> {
+        Some(pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect())
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let config = Config::load(None, env(&[]), &[]).unwrap();
+        assert_eq!(config, Config::default());
+        assert_eq!(config.listen.port(), 3000);
+        assert!(config.legacy.strict);
+    }
+
+    #[test]
+    fn layers_apply_in_order_file_env_flags() {
+        let dir = std::env::temp_dir().join(format!("shim-config-{}", ulid::Ulid::generate()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("shim.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:4000\"\n[upstream]\nurl = \"http://file:1\"\ntimeout_ms = 111\n[legacy]\nstrict = false\n",
+        )
+        .unwrap();
+        let config = Config::load(
+            Some(&file),
+            env(&[("SORA_SHIM__UPSTREAM__URL", "http://env:2"), ("SORA_SHIM__LIMITS__MAX_IN_FLIGHT", "7")]),
+            &[("listen", "127.0.0.1:5000".to_owned())],
+        )
+        .unwrap();
+        assert_eq!(config.listen, "127.0.0.1:5000".parse().unwrap());
+        assert_eq!(config.upstream.url.as_deref(), Some("http://env:2"));
+        assert_eq!(config.upstream.timeout_ms, 111);
+        assert_eq!(config.limits.max_in_flight, 7);
+        assert!(!config.legacy.strict);
+    }
+
+    #[test]
+    fn env_lists_split_on_commas() {
+        let config = Config::load(
+            None,
+            env(&[("SORA_SHIM__CORS__ALLOWED_ORIGINS", "https://a.example,https://b.example")]),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(config.cors.allowed_origins, vec!["https://a.example", "https://b.example"]);
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let error = Config::load(None, env(&[("SORA_SHIM__UPSTREAM__URLL", "http://x:1")]), &[]).unwrap_err();
+        assert!(error.to_string().contains("urll"), "{error}");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let cases = [
+            (vec![("SORA_SHIM__UPSTREAM__URL", "https://sora:3000")], "upstream.url"),
+            (vec![("SORA_SHIM__UPSTREAM__URL", "sora:3000")], "upstream.url"),
+            (vec![("SORA_SHIM__API_PATHS", "/hooks/x")], "api_paths"),
+            (vec![("SORA_SHIM__API_PATHS", "api")], "api_paths"),
+            (vec![("SORA_SHIM__LIMITS__MAX_IN_FLIGHT", "0")], "limits.max_in_flight"),
+            (vec![("SORA_SHIM__CORS__ALLOWED_ORIGINS", "not an origin")], "cors.allowed_origins"),
+        ];
+        for (vars, key) in cases {
+            let error = Config::load(None, env(&vars), &[]).unwrap_err();
+            assert!(error.to_string().starts_with(key), "{vars:?}: {error}");
+        }
+        let error = Config::load(None, env(&[("SORA_SHIM__LEGACY__ON_UPSTREAM_FAILURE", "maybe")]), &[]).unwrap_err();
+        assert!(error.to_string().contains("maybe"), "{error}");
+    }
+}

@@ -1,0 +1,106 @@
+//! Translation of legacy (`Sora_20161101.*`) calls.
+//!
+//! Every call runs the same named phases: [`parse`] (read and parse the body) → [`validate`]
+//! (typed request) → order/store → upstream call → map reply; the last three live in one file per
+//! operation ([`start`], [`stop`], [`started`], [`archiving`]). Any failure becomes the legacy
+//! `{"error_type"}` answer through [`crate::error::legacy_error_response`].
+
+pub mod archiving;
+pub mod parse;
+pub mod session_request;
+pub mod start;
+pub mod started;
+pub mod stop;
+pub mod validate;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures_util::future::BoxFuture;
+use http::{Request, Response, StatusCode};
+use serde_json::Value;
+use tower::Service;
+
+use crate::app::App;
+use crate::body::{Body, BoxError, json_response};
+use crate::error::{ShimError, legacy_error_response};
+use crate::mappings::LegacyOp;
+use crate::routing::ReplyOrigin;
+use validate::LegacyCall;
+
+/// The leaf service answering translated calls. The router puts the [`LegacyOp`] in the request's
+/// extensions.
+#[derive(Clone)]
+pub struct LegacyService {
+    app: Arc<App>,
+}
+
+impl LegacyService {
+    pub fn new(app: Arc<App>) -> Self {
+        Self { app }
+    }
+}
+
+impl<B> Service<Request<B>> for LegacyService
+where
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response<Body>, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let app = Arc::clone(&self.app);
+        Box::pin(async move {
+            let response = match translate(&app, request).await {
+                Ok(reply) => {
+                    let mut response = json_response(StatusCode::OK, &reply);
+                    response.extensions_mut().insert(ReplyOrigin::Translated);
+                    response
+                }
+                Err(error) => legacy_error_response(&error, &app.mappings.errors),
+            };
+            Ok(response)
+        })
+    }
+}
+
+/// Runs the phases for one call and returns the legacy reply body.
+pub async fn translate<B>(app: &App, request: Request<B>) -> Result<Value, ShimError>
+where
+    B: http_body::Body,
+    B::Error: Into<BoxError>,
+{
+    let (parts, body) = request.into_parts();
+    let op = *parts
+        .extensions
+        .get::<LegacyOp>()
+        .ok_or_else(|| ShimError::Internal("translated request without an operation".into()))?;
+
+    // Phase 1: parse.
+    let json = if LegacyCall::takes_body(op) {
+        let bytes = parse::read_body(body, app.config.limits.max_body_bytes).await?;
+        parse::parse_json(&bytes)?
+    } else {
+        Value::Object(serde_json::Map::new())
+    };
+
+    // Phase 2: validate.
+    let call = LegacyCall::from_json(op, json, &app.config.legacy)?;
+
+    // Phases 3–5: order/store → upstream call → map reply.
+    match call {
+        LegacyCall::Start(start) => start::start(app, start, &parts.headers).await,
+        LegacyCall::Stop { channel_id } => stop::stop(app, channel_id, &parts.headers).await,
+        LegacyCall::GetStarted { channel_id } => started::get_started(app, channel_id).await,
+        LegacyCall::ListStarted => started::list_started(app).await,
+        LegacyCall::ListArchiving => archiving::list_archiving(app, &parts.headers).await,
+    }
+}

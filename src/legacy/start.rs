@@ -1,0 +1,104 @@
+//! StartRecording: store the order durably, then ask the upstream to record the channel's
+//! current session. No session yet is fine: the order stays armed for the next session.
+
+use http::{HeaderMap, StatusCode};
+use serde_json::{Map, Value, json};
+
+use super::session_request::start_request;
+use super::validate::StartRequest;
+use crate::app::{App, now_secs};
+use crate::config::OnUpstreamFailure;
+use crate::error::ShimError;
+use crate::mappings::UpstreamErrorClass;
+use crate::store::{Leg, Order, StoreError};
+
+/// Runs the order/store, upstream-call and map-reply phases of a StartRecording.
+pub async fn start(app: &App, request: StartRequest, caller_headers: &HeaderMap) -> Result<Value, ShimError> {
+    let now = now_secs();
+    let order = Order {
+        recording_id: ulid::Ulid::generate().to_string(),
+        channel_id: request.channel_id.clone(),
+        created_at: now,
+        expire_time: request.expire_time,
+        expired_at: now + request.expire_time,
+        split_duration: request.split_duration,
+        split_only: request.split_only.unwrap_or(false),
+        metadata: request.metadata.clone(),
+    };
+
+    // Order/store: durable before anything else happens.
+    app.store.create_order(&order).await.map_err(|error| match error {
+        StoreError::ChannelBusy(channel) => ShimError::StartedRecording(channel),
+        StoreError::Unavailable(detail) => ShimError::StoreUnavailable(detail),
+    })?;
+
+    // Upstream call.
+    if let Err(error) = start_upstream(app, &order, now, caller_headers).await {
+        let keep = matches!(error, ShimError::UpstreamUnavailable(_) | ShimError::UpstreamTimeout(_))
+            && app.config.legacy.on_upstream_failure == OnUpstreamFailure::Accept;
+        if keep {
+            tracing::warn!(
+                channel_id = %order.channel_id, recording_id = %order.recording_id, %error,
+                "upstream start failed; the order is kept and will start when the upstream answers"
+            );
+        } else {
+            if let Err(delete_error) = app.store.delete_order(&order.recording_id).await {
+                tracing::error!(recording_id = %order.recording_id, %delete_error, "could not withdraw a refused order");
+            }
+            return Err(error);
+        }
+    }
+
+    // Map reply: the seed's shape, echoing split options only when the client sent them.
+    let mut reply = Map::new();
+    reply.insert("channel_id".into(), json!(order.channel_id));
+    reply.insert("expire_time".into(), json!(order.expire_time));
+    reply.insert("recording_id".into(), json!(order.recording_id));
+    if let Some(split_duration) = request.split_duration {
+        reply.insert("split_duration".into(), json!(split_duration));
+    }
+    if let Some(split_only) = request.split_only {
+        reply.insert("split_only".into(), json!(split_only));
+    }
+    Ok(Value::Object(reply))
+}
+
+/// Asks the upstream to record the channel's session now. `Ok` covers "recording" and "no
+/// session yet" (armed); an error means the order must not stand (or, for unavailability,
+/// depends on `on_upstream_failure`).
+async fn start_upstream(app: &App, order: &Order, now: i64, caller_headers: &HeaderMap) -> Result<(), ShimError> {
+    let upstream = &app.mappings.upstream;
+    let body = start_request(order, now, &upstream.recording.format);
+    let reply = app.upstream.call_json(&upstream.targets.start_recording, &body, caller_headers).await?;
+    if reply.status == StatusCode::OK {
+        let json = reply.json()?;
+        if let Some(session_id) = json.get(&upstream.start_reply.session_id).and_then(Value::as_str) {
+            let leg = Leg {
+                recording_id: order.recording_id.clone(),
+                session_id: session_id.to_owned(),
+                upstream_recording_id: json.get(&upstream.start_reply.recording_id).and_then(Value::as_str).map(str::to_owned),
+                started_at: now,
+                ended_at: None,
+            };
+            if let Err(error) = app.store.record_leg(&leg).await {
+                // The order itself is stored; a missing leg only costs the reconciler a look.
+                tracing::warn!(recording_id = %order.recording_id, %error, "could not record the session leg");
+            }
+        }
+        return Ok(());
+    }
+    match reply.error_type().and_then(|name| upstream.classify(&name)) {
+        Some(UpstreamErrorClass::NoSession) => {
+            tracing::debug!(channel_id = %order.channel_id, "no session yet; the order is armed");
+            Ok(())
+        }
+        Some(UpstreamErrorClass::AlreadyRecording) => Ok(()),
+        Some(UpstreamErrorClass::ClusterMinority) => Err(ShimError::NotClusterMajority),
+        Some(UpstreamErrorClass::NotRecording) | None => Err(ShimError::UpstreamError(format!(
+            "{} answered {} {}",
+            upstream.targets.start_recording,
+            reply.status,
+            reply.excerpt()
+        ))),
+    }
+}

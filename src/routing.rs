@@ -1,0 +1,163 @@
+//! Decides, per request, who answers: the legacy translator or the upstream (passthrough).
+//!
+//! A request is translated when it is a `POST` on one of the configured API paths and its
+//! `x-sora-target` (header name case-insensitive, value exact) is listed in `mappings/legacy.toml`.
+//! Everything else — no header, other versions, other vendors' prefixes, other methods or
+//! paths — passes through.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{Method, Request, Response};
+use tower::Service;
+use tower::util::BoxCloneService;
+
+use crate::body::Body;
+use crate::mappings::{LegacyOp, LegacyTargets};
+use crate::upstream::TARGET_HEADER;
+
+/// Who produced a response; set by the leaf services, read by logging and by the error layer
+/// (a failure status without an origin came from a generic guard layer and gets a legacy body).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplyOrigin {
+    /// The legacy translator answered.
+    Translated,
+    /// The upstream answered and its response was streamed back.
+    Passthrough,
+    /// The shim itself answered with an error.
+    Shim,
+}
+
+impl ReplyOrigin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReplyOrigin::Translated => "translated",
+            ReplyOrigin::Passthrough => "passthrough",
+            ReplyOrigin::Shim => "shim",
+        }
+    }
+}
+
+/// The route chosen for a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    Translate(LegacyOp),
+    Passthrough,
+}
+
+/// Classifies requests by path, method and target.
+#[derive(Clone, Debug)]
+pub struct RouteTable {
+    api_paths: Arc<[String]>,
+    legacy: Arc<LegacyTargets>,
+}
+
+impl RouteTable {
+    pub fn new(api_paths: &[String], legacy: Arc<LegacyTargets>) -> Self {
+        Self { api_paths: api_paths.into(), legacy }
+    }
+
+    pub fn route<B>(&self, request: &Request<B>) -> Route {
+        if request.method() != Method::POST || !self.api_paths.iter().any(|path| path == request.uri().path()) {
+            return Route::Passthrough;
+        }
+        request
+            .headers()
+            .get(TARGET_HEADER)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|target| self.legacy.lookup(target.trim()))
+            .map_or(Route::Passthrough, Route::Translate)
+    }
+}
+
+type Branch<B> = BoxCloneService<Request<B>, Response<Body>, Infallible>;
+
+/// The innermost service of the stack: sends each request down its branch.
+/// Translated requests carry their [`LegacyOp`] in their extensions.
+pub struct Router<B> {
+    table: RouteTable,
+    translated: Branch<B>,
+    passthrough: Branch<B>,
+}
+
+impl<B> Clone for Router<B> {
+    fn clone(&self) -> Self {
+        Self { table: self.table.clone(), translated: self.translated.clone(), passthrough: self.passthrough.clone() }
+    }
+}
+
+impl<B> Router<B> {
+    pub fn new(table: RouteTable, translated: Branch<B>, passthrough: Branch<B>) -> Self {
+        Self { table, translated, passthrough }
+    }
+}
+
+impl<B: 'static> Service<Request<B>> for Router<B> {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = <Branch<B> as Service<Request<B>>>::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // Both branches are always ready; polling both keeps the tower contract whichever is called.
+        match (self.translated.poll_ready(cx), self.passthrough.poll_ready(cx)) {
+            (Poll::Ready(Ok(())), Poll::Ready(Ok(()))) => Poll::Ready(Ok(())),
+            _ => Poll::Pending,
+        }
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        match self.table.route(&request) {
+            Route::Translate(op) => {
+                request.extensions_mut().insert(op);
+                self.translated.call(request)
+            }
+            Route::Passthrough => self.passthrough.call(request),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mappings::Mappings;
+
+    fn table() -> RouteTable {
+        RouteTable::new(&["/".to_owned(), "/api".to_owned()], Arc::new(Mappings::built_in().legacy))
+    }
+
+    fn request(method: Method, path: &str, target: Option<(&str, &str)>) -> Request<()> {
+        let mut builder = Request::builder().method(method).uri(path);
+        if let Some((name, value)) = target {
+            builder = builder.header(name, value);
+        }
+        builder.body(()).unwrap()
+    }
+
+    #[test]
+    fn legacy_targets_on_api_paths_are_translated() {
+        let table = table();
+        let start = Some(("x-sora-target", "Sora_20161101.StartRecording"));
+        assert_eq!(table.route(&request(Method::POST, "/", start)), Route::Translate(LegacyOp::StartRecording));
+        assert_eq!(table.route(&request(Method::POST, "/api", start)), Route::Translate(LegacyOp::StartRecording));
+        let upper = Some(("X-Sora-Target", "Sora_20161101.ListArchiving"));
+        assert_eq!(table.route(&request(Method::POST, "/", upper)), Route::Translate(LegacyOp::ListArchiving));
+    }
+
+    #[test]
+    fn everything_else_passes_through() {
+        let table = table();
+        let cases = [
+            request(Method::POST, "/", None),
+            request(Method::POST, "/", Some(("x-sora-target", ""))),
+            request(Method::POST, "/", Some(("x-sora-target", "Sora_20231220.StartRecording"))),
+            request(Method::POST, "/", Some(("x-sora-target", "ImageFlux_20200316.StartRecording"))),
+            request(Method::POST, "/", Some(("x-sora-target", "sora_20161101.startrecording"))),
+            request(Method::GET, "/", Some(("x-sora-target", "Sora_20161101.StartRecording"))),
+            request(Method::POST, "/other", Some(("x-sora-target", "Sora_20161101.StartRecording"))),
+        ];
+        for case in cases {
+            assert_eq!(table.route(&case), Route::Passthrough, "{case:?}");
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! Durable orders: one per legacy StartRecording, kept until Stop or expiry.
+//!
+//! The [`Store`] trait is what the rest of the shim sees; [`sqlite::SqliteStore`] is the embedded
+//! backend. A shared backend (PostgreSQL) can implement the same trait so several replicas
+//! answer from one set of orders. Every method that changes state is one transaction: an order
+//! is either fully written or not at all.
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+/// One legacy recording order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Order {
+    /// The legacy `recording_id` (a ULID).
+    pub recording_id: String,
+    pub channel_id: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Seconds; 0 means the order never expires.
+    pub expire_time: i64,
+    /// `created_at + expire_time` (equals `created_at` when `expire_time` is 0).
+    pub expired_at: i64,
+    pub split_duration: Option<i64>,
+    pub split_only: bool,
+    /// Any JSON value, exactly as the client sent it; `None` when it sent none.
+    pub metadata: Option<Value>,
+}
+
+impl Order {
+    /// Whether the order still stands at `now` (unix seconds), ignoring Stop.
+    pub fn is_live_at(&self, now: i64) -> bool {
+        self.expire_time == 0 || now < self.expired_at
+    }
+
+    /// Seconds of recording left at `now`, `None` when the order never expires.
+    pub fn remaining_seconds(&self, now: i64) -> Option<i64> {
+        (self.expire_time > 0).then(|| (self.expired_at - now).max(0))
+    }
+}
+
+/// One upstream session recorded for an order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Leg {
+    pub recording_id: String,
+    pub session_id: String,
+    pub upstream_recording_id: Option<String>,
+    pub started_at: i64,
+    pub ended_at: Option<i64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The channel already has an active order.
+    #[error("channel {0:?} already has an active order")]
+    ChannelBusy(String),
+    /// The backend could not be used (disk full, file locked, connection lost, ...).
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// Where orders live.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Writes `order` durably unless its channel already has an active order at `order.created_at`.
+    /// Two concurrent calls for one channel: exactly one succeeds, the other gets `ChannelBusy`.
+    async fn create_order(&self, order: &Order) -> Result<(), StoreError>;
+
+    /// Removes an order that must not stand (its start was refused upstream).
+    async fn delete_order(&self, recording_id: &str) -> Result<(), StoreError>;
+
+    /// The channel's active order at `now`, if any.
+    async fn active_order(&self, channel_id: &str, now: i64) -> Result<Option<Order>, StoreError>;
+
+    /// Stops the channel's active order at `now` and returns it; `None` when there is none.
+    async fn stop_order(&self, channel_id: &str, now: i64) -> Result<Option<Order>, StoreError>;
+
+    /// Every active order at `now`, sorted by channel id.
+    async fn active_orders(&self, now: i64) -> Result<Vec<Order>, StoreError>;
+
+    /// Records (or refreshes) that `leg.session_id` records for `leg.recording_id`.
+    async fn record_leg(&self, leg: &Leg) -> Result<(), StoreError>;
+
+    /// The legs of one order, oldest first.
+    async fn legs(&self, recording_id: &str) -> Result<Vec<Leg>, StoreError>;
+}

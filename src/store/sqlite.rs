@@ -1,0 +1,399 @@
+//! The embedded [`Store`]: one SQLite file in WAL mode with `synchronous = FULL`, so an order is
+//! on disk before the client hears about it.
+//!
+//! The single-live-order-per-channel rule is enforced twice: inside a `BEGIN IMMEDIATE`
+//! transaction (which serialises writers, also across processes sharing the file) and by a
+//! partial unique index as the last line of defence. Blocking SQLite calls run on tokio's
+//! blocking pool.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+
+use super::{Leg, Order, Store, StoreError};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS orders (
+    recording_id   TEXT PRIMARY KEY,
+    channel_id     TEXT NOT NULL,
+    created_at     INTEGER NOT NULL,
+    expire_time    INTEGER NOT NULL,
+    expired_at     INTEGER NOT NULL,
+    split_duration INTEGER,
+    split_only     INTEGER NOT NULL,
+    metadata       TEXT,
+    stopped_at     INTEGER
+);
+CREATE UNIQUE INDEX IF NOT EXISTS orders_one_unstopped_per_channel
+    ON orders(channel_id) WHERE stopped_at IS NULL;
+CREATE TABLE IF NOT EXISTS legs (
+    recording_id          TEXT NOT NULL REFERENCES orders(recording_id) ON DELETE CASCADE,
+    session_id            TEXT NOT NULL,
+    upstream_recording_id TEXT,
+    started_at            INTEGER NOT NULL,
+    ended_at              INTEGER,
+    PRIMARY KEY (recording_id, session_id)
+);
+";
+
+/// Columns of `orders` in the order [`order_from_row`] reads them.
+const ORDER_COLUMNS: &str =
+    "recording_id, channel_id, created_at, expire_time, expired_at, split_duration, split_only, metadata";
+
+/// SQL condition for an order that is neither stopped nor expired at `?now`.
+const ACTIVE: &str = "stopped_at IS NULL AND (expire_time = 0 OR expired_at > :now)";
+
+/// SQLite-backed order store.
+#[derive(Clone)]
+pub struct SqliteStore {
+    connection: Arc<Mutex<Connection>>,
+    path: PathBuf,
+}
+
+impl SqliteStore {
+    /// Opens (creating when needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .map_err(|error| StoreError::Unavailable(format!("{}: cannot create directory: {error}", parent.display())))?;
+        }
+        let connection = Connection::open(path).map_err(|error| unavailable(path, error))?;
+        connection.busy_timeout(Duration::from_secs(5)).map_err(|error| unavailable(path, error))?;
+        connection
+            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
+            .map_err(|error| unavailable(path, error))?;
+        connection.execute_batch(SCHEMA).map_err(|error| unavailable(path, error))?;
+        Ok(Self { connection: Arc::new(Mutex::new(connection)), path: path.to_owned() })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `work` on the blocking pool with the connection locked.
+    async fn with_connection<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let connection = Arc::clone(&self.connection);
+        tokio::task::spawn_blocking(move || {
+            let mut guard = connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            work(&mut guard)
+        })
+        .await
+        .map_err(|error| StoreError::Unavailable(format!("store task failed: {error}")))?
+    }
+}
+
+fn unavailable(path: &Path, error: rusqlite::Error) -> StoreError {
+    StoreError::Unavailable(format!("{}: {error}", path.display()))
+}
+
+fn sql_error(error: rusqlite::Error) -> StoreError {
+    StoreError::Unavailable(format!("sqlite: {error}"))
+}
+
+fn order_from_row(row: &Row<'_>) -> rusqlite::Result<Order> {
+    let metadata: Option<String> = row.get(7)?;
+    Ok(Order {
+        recording_id: row.get(0)?,
+        channel_id: row.get(1)?,
+        created_at: row.get(2)?,
+        expire_time: row.get(3)?,
+        expired_at: row.get(4)?,
+        split_duration: row.get(5)?,
+        split_only: row.get(6)?,
+        // The column only ever holds text this module serialised.
+        metadata: metadata.and_then(|text| serde_json::from_str(&text).ok()),
+    })
+}
+
+/// Drops the channel's orders that expired by `now`: expired means gone for every target.
+fn drop_expired(connection: &Connection, channel_id: &str, now: i64) -> rusqlite::Result<usize> {
+    connection.execute(
+        "DELETE FROM orders WHERE channel_id = ?1 AND stopped_at IS NULL AND expire_time > 0 AND expired_at <= ?2",
+        params![channel_id, now],
+    )
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_order(&self, order: &Order) -> Result<(), StoreError> {
+        let order = order.clone();
+        self.with_connection(move |connection| {
+            let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql_error)?;
+            drop_expired(&transaction, &order.channel_id, order.created_at).map_err(sql_error)?;
+            let metadata = order.metadata.as_ref().map(serde_json::Value::to_string);
+            let inserted = transaction.execute(
+                "INSERT INTO orders (recording_id, channel_id, created_at, expire_time, expired_at, split_duration, split_only, metadata)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    order.recording_id,
+                    order.channel_id,
+                    order.created_at,
+                    order.expire_time,
+                    order.expired_at,
+                    order.split_duration,
+                    order.split_only,
+                    metadata
+                ],
+            );
+            match inserted {
+                Ok(_) => transaction.commit().map_err(sql_error),
+                Err(rusqlite::Error::SqliteFailure(failure, _))
+                    if failure.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    Err(StoreError::ChannelBusy(order.channel_id))
+                }
+                Err(error) => Err(sql_error(error)),
+            }
+        })
+        .await
+    }
+
+    async fn delete_order(&self, recording_id: &str) -> Result<(), StoreError> {
+        let recording_id = recording_id.to_owned();
+        self.with_connection(move |connection| {
+            connection.execute("DELETE FROM orders WHERE recording_id = ?1", params![recording_id]).map_err(sql_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn active_order(&self, channel_id: &str, now: i64) -> Result<Option<Order>, StoreError> {
+        let channel_id = channel_id.to_owned();
+        self.with_connection(move |connection| {
+            connection
+                .query_row(
+                    &format!("SELECT {ORDER_COLUMNS} FROM orders WHERE channel_id = :channel AND {ACTIVE}"),
+                    rusqlite::named_params! {":channel": channel_id, ":now": now},
+                    order_from_row,
+                )
+                .optional()
+                .map_err(sql_error)
+        })
+        .await
+    }
+
+    async fn stop_order(&self, channel_id: &str, now: i64) -> Result<Option<Order>, StoreError> {
+        let channel_id = channel_id.to_owned();
+        self.with_connection(move |connection| {
+            let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql_error)?;
+            drop_expired(&transaction, &channel_id, now).map_err(sql_error)?;
+            let stopped = transaction
+                .query_row(
+                    &format!("UPDATE orders SET stopped_at = :now WHERE channel_id = :channel AND {ACTIVE} RETURNING {ORDER_COLUMNS}"),
+                    rusqlite::named_params! {":channel": channel_id, ":now": now},
+                    order_from_row,
+                )
+                .optional()
+                .map_err(sql_error)?;
+            if let Some(order) = &stopped {
+                // Keep a stopped order only while a leg may still be recording for it, so the
+                // reconciler can stop that recording; otherwise nothing refers to it any more.
+                transaction
+                    .execute(
+                        "DELETE FROM orders WHERE recording_id = ?1
+                         AND NOT EXISTS (SELECT 1 FROM legs WHERE legs.recording_id = ?1 AND legs.ended_at IS NULL)",
+                        params![order.recording_id],
+                    )
+                    .map_err(sql_error)?;
+            }
+            transaction.commit().map_err(sql_error)?;
+            Ok(stopped)
+        })
+        .await
+    }
+
+    async fn active_orders(&self, now: i64) -> Result<Vec<Order>, StoreError> {
+        self.with_connection(move |connection| {
+            let mut statement = connection
+                .prepare_cached(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE {ACTIVE} ORDER BY channel_id"))
+                .map_err(sql_error)?;
+            let rows = statement
+                .query_map(rusqlite::named_params! {":now": now}, order_from_row)
+                .map_err(sql_error)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(sql_error)
+        })
+        .await
+    }
+
+    async fn record_leg(&self, leg: &Leg) -> Result<(), StoreError> {
+        let leg = leg.clone();
+        self.with_connection(move |connection| {
+            connection
+                .execute(
+                    "INSERT INTO legs (recording_id, session_id, upstream_recording_id, started_at, ended_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (recording_id, session_id) DO UPDATE SET
+                        upstream_recording_id = COALESCE(excluded.upstream_recording_id, legs.upstream_recording_id),
+                        ended_at = excluded.ended_at",
+                    params![leg.recording_id, leg.session_id, leg.upstream_recording_id, leg.started_at, leg.ended_at],
+                )
+                .map_err(sql_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn legs(&self, recording_id: &str) -> Result<Vec<Leg>, StoreError> {
+        let recording_id = recording_id.to_owned();
+        self.with_connection(move |connection| {
+            let mut statement = connection
+                .prepare_cached(
+                    "SELECT recording_id, session_id, upstream_recording_id, started_at, ended_at
+                     FROM legs WHERE recording_id = ?1 ORDER BY started_at, session_id",
+                )
+                .map_err(sql_error)?;
+            let rows = statement
+                .query_map(params![recording_id], |row| {
+                    Ok(Leg {
+                        recording_id: row.get(0)?,
+                        session_id: row.get(1)?,
+                        upstream_recording_id: row.get(2)?,
+                        started_at: row.get(3)?,
+                        ended_at: row.get(4)?,
+                    })
+                })
+                .map_err(sql_error)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(sql_error)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn temp_store() -> (SqliteStore, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("shim-store-{}", ulid::Ulid::generate()));
+        let path = dir.join("orders.db");
+        (SqliteStore::open(&path).unwrap(), path)
+    }
+
+    fn order(channel: &str, created_at: i64, expire_time: i64) -> Order {
+        Order {
+            recording_id: ulid::Ulid::generate().to_string(),
+            channel_id: channel.to_owned(),
+            created_at,
+            expire_time,
+            expired_at: created_at + expire_time,
+            split_duration: None,
+            split_only: false,
+            metadata: Some(json!({"room": "r1"})),
+        }
+    }
+
+    #[tokio::test]
+    async fn one_active_order_per_channel() {
+        let (store, _) = temp_store();
+        let first = order("sora", 1_000, 60);
+        store.create_order(&first).await.unwrap();
+        let second = order("sora", 1_010, 60);
+        assert!(matches!(store.create_order(&second).await, Err(StoreError::ChannelBusy(channel)) if channel == "sora"));
+        assert_eq!(store.active_order("sora", 1_010).await.unwrap(), Some(first));
+    }
+
+    #[tokio::test]
+    async fn concurrent_starts_on_one_channel_have_exactly_one_winner() {
+        let (store, _) = temp_store();
+        let attempts: Vec<_> = (0..16)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move { store.create_order(&order("race", 1_000, 0)).await })
+            })
+            .collect();
+        let mut won = 0;
+        for attempt in attempts {
+            match attempt.await.unwrap() {
+                Ok(()) => won += 1,
+                Err(StoreError::ChannelBusy(_)) => {}
+                Err(other) => panic!("unexpected {other}"),
+            }
+        }
+        assert_eq!(won, 1);
+    }
+
+    #[tokio::test]
+    async fn expired_orders_are_gone_and_free_the_channel() {
+        let (store, _) = temp_store();
+        store.create_order(&order("sora", 1_000, 2)).await.unwrap();
+        assert!(store.active_order("sora", 1_001).await.unwrap().is_some());
+        assert!(store.active_order("sora", 1_002).await.unwrap().is_none());
+        assert!(store.active_orders(1_002).await.unwrap().is_empty());
+        assert!(store.stop_order("sora", 1_002).await.unwrap().is_none());
+        store.create_order(&order("sora", 1_003, 2)).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn zero_expire_time_never_expires() {
+        let (store, _) = temp_store();
+        store.create_order(&order("forever", 1_000, 0)).await.unwrap();
+        assert!(store.active_order("forever", i64::from(i32::MAX)).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn stop_frees_the_channel_and_keeps_orders_with_open_legs() {
+        let (store, path) = temp_store();
+        let with_leg = order("a", 1_000, 0);
+        store.create_order(&with_leg).await.unwrap();
+        store
+            .record_leg(&Leg {
+                recording_id: with_leg.recording_id.clone(),
+                session_id: "S1".into(),
+                upstream_recording_id: Some("U1".into()),
+                started_at: 1_001,
+                ended_at: None,
+            })
+            .await
+            .unwrap();
+        store.create_order(&order("b", 1_000, 0)).await.unwrap();
+        assert_eq!(store.stop_order("a", 1_005).await.unwrap().unwrap().recording_id, with_leg.recording_id);
+        assert!(store.stop_order("b", 1_005).await.unwrap().is_some());
+        assert!(store.stop_order("b", 1_006).await.unwrap().is_none());
+        assert!(store.active_orders(1_006).await.unwrap().is_empty());
+        let rows: i64 = Connection::open(&path).unwrap().query_row("SELECT count(*) FROM orders", [], |r| r.get(0)).unwrap();
+        assert_eq!(rows, 1, "only the order with an open leg is kept");
+        store.create_order(&order("a", 1_007, 0)).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn orders_survive_reopening_and_keep_metadata_types() {
+        let (store, path) = temp_store();
+        let mut text_metadata = order("b", 1_000, 0);
+        text_metadata.metadata = Some(json!("r1"));
+        text_metadata.split_duration = Some(3600);
+        text_metadata.split_only = true;
+        store.create_order(&text_metadata).await.unwrap();
+        let mut no_metadata = order("a", 1_000, 60);
+        no_metadata.metadata = None;
+        store.create_order(&no_metadata).await.unwrap();
+        drop(store);
+        let reopened = SqliteStore::open(&path).unwrap();
+        assert_eq!(reopened.active_orders(1_001).await.unwrap(), vec![no_metadata, text_metadata]);
+    }
+
+    #[tokio::test]
+    async fn legs_upsert() {
+        let (store, _) = temp_store();
+        let order = order("c", 1_000, 0);
+        store.create_order(&order).await.unwrap();
+        let mut leg = Leg {
+            recording_id: order.recording_id.clone(),
+            session_id: "S".into(),
+            upstream_recording_id: None,
+            started_at: 1_001,
+            ended_at: None,
+        };
+        store.record_leg(&leg).await.unwrap();
+        leg.upstream_recording_id = Some("U".into());
+        store.record_leg(&leg).await.unwrap();
+        assert_eq!(store.legs(&order.recording_id).await.unwrap(), vec![leg]);
+    }
+}

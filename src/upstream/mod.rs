@@ -1,0 +1,193 @@
+//! The connection to the one upstream Sora: a pooled hyper client with `TCP_NODELAY`, a connect
+//! timeout and an idle timeout below Sora's keep-alive, plus helpers for the JSON calls the shim
+//! makes itself.
+//!
+//! The base URL is fixed by configuration; request paths are appended to it and nothing a
+//! client sends (Host, absolute-form URIs, headers) can make the shim connect anywhere else.
+
+pub mod headers;
+pub mod passthrough;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::uri::{PathAndQuery, Uri};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use serde_json::Value;
+
+use crate::body::{Body, full};
+use crate::config::UpstreamConfig;
+use crate::error::ShimError;
+
+/// Header carrying the API target.
+pub const TARGET_HEADER: &str = "x-sora-target";
+
+/// A pooled client bound to one upstream base URL.
+#[derive(Clone)]
+pub struct Upstream {
+    client: Client<HttpConnector, Body>,
+    base: Uri,
+    timeout: Duration,
+    max_reply_bytes: usize,
+}
+
+/// A complete upstream reply to a call the shim made itself.
+#[derive(Clone, Debug)]
+pub struct UpstreamReply {
+    pub status: StatusCode,
+    pub body: Bytes,
+}
+
+impl UpstreamReply {
+    /// The body as JSON; an unparsable body is an [`ShimError::UpstreamError`].
+    pub fn json(&self) -> Result<Value, ShimError> {
+        serde_json::from_slice(&self.body).map_err(|error| {
+            ShimError::UpstreamError(format!("status {} with a non-JSON body ({error}): {}", self.status, self.excerpt()))
+        })
+    }
+
+    /// The `error_type` of a Sora-style error reply, if this is one.
+    pub fn error_type(&self) -> Option<String> {
+        let value: Value = serde_json::from_slice(&self.body).ok()?;
+        value.get("error_type")?.as_str().map(str::to_owned)
+    }
+
+    /// The start of the body, for logs and error details.
+    pub fn excerpt(&self) -> String {
+        let end = self.body.len().min(200);
+        String::from_utf8_lossy(&self.body[..end]).into_owned()
+    }
+}
+
+impl Upstream {
+    /// A client for `base` (already checked by [`crate::config::upstream_base`]).
+    pub fn new(base: Uri, config: &UpstreamConfig) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_millis(config.connect_timeout_ms)));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_millis(config.pool_idle_timeout_ms))
+            .pool_timer(TokioTimer::new())
+            .build(connector);
+        Self {
+            client,
+            base,
+            timeout: Duration::from_millis(config.timeout_ms),
+            max_reply_bytes: config.max_reply_bytes,
+        }
+    }
+
+    pub fn base(&self) -> &Uri {
+        &self.base
+    }
+
+    /// The upstream URI for a request's path and query: the base's path prefix, then the request's.
+    pub fn uri_for(&self, path_and_query: Option<&PathAndQuery>) -> Uri {
+        let prefix = self.base.path().trim_end_matches('/');
+        let rest = path_and_query.map_or("/", PathAndQuery::as_str);
+        let mut parts = self.base.clone().into_parts();
+        let joined = format!("{prefix}{rest}");
+        parts.path_and_query = Some(joined.parse().unwrap_or_else(|_| PathAndQuery::from_static("/")));
+        Uri::from_parts(parts).unwrap_or_else(|_| self.base.clone())
+    }
+
+    /// Sends a prepared request (passthrough) and returns the streaming response.
+    pub async fn send(&self, request: Request<Body>) -> Result<Response<Incoming>, ShimError> {
+        self.client.request(request).await.map_err(|error| classify_client_error(&error))
+    }
+
+    /// Calls `target` with a JSON body, forwarding the caller's end-to-end `headers`, and reads
+    /// the whole reply within the upstream timeout.
+    pub async fn call_json(&self, target: &str, body: &Value, caller_headers: &HeaderMap) -> Result<UpstreamReply, ShimError> {
+        let mut request = Request::new(full(body.to_string()));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = self.uri_for(None);
+        let headers = request.headers_mut();
+        headers::copy_for_translated_call(caller_headers, headers);
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(
+            TARGET_HEADER,
+            HeaderValue::from_str(target).map_err(|_| ShimError::Internal(format!("bad upstream target {target:?}")))?,
+        );
+        let exchange = async {
+            let response = self.send(request).await?;
+            let status = response.status();
+            let body = Limited::new(response.into_body(), self.max_reply_bytes)
+                .collect()
+                .await
+                .map_err(|error| ShimError::UpstreamError(format!("reading the reply to {target}: {error}")))?
+                .to_bytes();
+            Ok(UpstreamReply { status, body })
+        };
+        match tokio::time::timeout(self.timeout, exchange).await {
+            Ok(result) => result,
+            Err(_) => Err(ShimError::UpstreamTimeout(format!("{target} took longer than {:?}", self.timeout))),
+        }
+    }
+}
+
+fn classify_client_error(error: &hyper_util::client::legacy::Error) -> ShimError {
+    use std::error::Error as _;
+    let mut detail = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        detail.push_str(": ");
+        detail.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    if error.is_connect() && detail.contains("timed out") {
+        ShimError::UpstreamTimeout(detail)
+    } else {
+        // Refused, reset, or closed before a complete response: the upstream is not answering.
+        ShimError::UpstreamUnavailable(detail)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upstream(base: &str) -> Upstream {
+        Upstream::new(base.parse().unwrap(), &UpstreamConfig::default())
+    }
+
+    #[tokio::test]
+    async fn uri_keeps_the_base_authority_whatever_the_request_path() {
+        let plain = upstream("http://sora:3000");
+        assert_eq!(plain.uri_for(Some(&"/api?x=1".parse().unwrap())).to_string(), "http://sora:3000/api?x=1");
+        assert_eq!(plain.uri_for(None).to_string(), "http://sora:3000/");
+        let prefixed = upstream("http://sora:3000/base/");
+        assert_eq!(prefixed.uri_for(Some(&"/".parse().unwrap())).to_string(), "http://sora:3000/base/");
+        // An absolute-looking path stays a path on the configured host.
+        assert_eq!(
+            plain.uri_for(Some(&"//evil.example/x".parse().unwrap())).authority().unwrap().as_str(),
+            "sora:3000"
+        );
+    }
+
+    #[tokio::test]
+    async fn refused_connection_is_upstream_unavailable() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        drop(listener);
+        let error = upstream(&format!("http://{address}"))
+            .call_json("Sora_20231220.ListSessions", &serde_json::json!({}), &HeaderMap::new())
+            .await
+            .unwrap_err();
+        assert!(matches!(error, ShimError::UpstreamUnavailable(_)), "{error:?}");
+    }
+
+    #[test]
+    fn reply_helpers() {
+        let reply = UpstreamReply { status: StatusCode::BAD_REQUEST, body: Bytes::from_static(b"{\"error_type\":\"X\"}") };
+        assert_eq!(reply.error_type().as_deref(), Some("X"));
+        let garbage = UpstreamReply { status: StatusCode::OK, body: Bytes::from_static(b"<html>") };
+        assert!(matches!(garbage.json(), Err(ShimError::UpstreamError(_))));
+        assert_eq!(garbage.error_type(), None);
+    }
+}
