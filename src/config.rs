@@ -55,6 +55,8 @@ pub struct UpstreamConfig {
 pub struct StoreConfig {
     /// SQLite database file holding the orders.
     pub path: PathBuf,
+    /// How long a write waits for another process holding the database lock (then 503 STORE-UNAVAILABLE).
+    pub busy_timeout_ms: u64,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -139,7 +141,7 @@ impl Default for UpstreamConfig {
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        Self { path: PathBuf::from("sora-legacy-shim.db") }
+        Self { path: PathBuf::from("sora-legacy-shim.db"), busy_timeout_ms: 5_000 }
     }
 }
 

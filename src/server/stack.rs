@@ -106,3 +106,232 @@ fn cors_layer(config: &CorsConfig) -> Option<CorsLayer> {
             .max_age(std::time::Duration::from_secs(1000)),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    //! Stack tests: the real stack, driven with `oneshot`, in front of an upstream that refuses
+    //! connections or never answers.
+    use super::*;
+    use crate::config::Config;
+    use crate::mappings::Mappings;
+    use crate::store::sqlite::SqliteStore;
+    use crate::upstream::Upstream;
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Full, StreamBody};
+    use std::time::Duration;
+    use tower::ServiceExt;
+
+    type TestService = BoxCloneService<Request<Full<Bytes>>, Response<Body>, Infallible>;
+
+    /// An upstream address that refuses connections.
+    fn refused_upstream() -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        drop(listener);
+        format!("http://{address}")
+    }
+
+    /// An upstream that accepts connections and never answers (kept alive by the returned listener).
+    fn silent_upstream() -> (String, std::net::TcpListener) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        (format!("http://{}", listener.local_addr().unwrap()), listener)
+    }
+
+    fn app(upstream: &str, tweak: impl FnOnce(&mut Config)) -> Arc<App> {
+        let mut config = Config::default();
+        config.upstream.url = Some(upstream.to_owned());
+        tweak(&mut config);
+        let path = std::env::temp_dir().join(format!("shim-stack-{}", ulid::Ulid::generate())).join("orders.db");
+        let store = SqliteStore::open(&path, Duration::from_secs(5)).unwrap();
+        let upstream = Upstream::new(upstream.parse().unwrap(), &config.upstream);
+        Arc::new(App { config, mappings: Arc::new(Mappings::built_in()), store: Arc::new(store), upstream })
+    }
+
+    fn request(target: Option<&str>, body: &'static str) -> Request<Full<Bytes>> {
+        let mut builder = Request::builder().method(Method::POST).uri("/");
+        if let Some(target) = target {
+            builder = builder.header("x-sora-target", target);
+        }
+        builder.body(Full::new(Bytes::from_static(body.as_bytes()))).unwrap()
+    }
+
+    fn call(
+        service: &TestService,
+        request: Request<Full<Bytes>>,
+    ) -> impl std::future::Future<Output = (Response<()>, String)> + Send + 'static {
+        let future = service.clone().oneshot(request);
+        async move {
+            let (parts, body) = future.await.unwrap().into_parts();
+            let bytes = body.collect().await.unwrap().to_bytes();
+            (Response::from_parts(parts, ()), String::from_utf8(bytes.to_vec()).unwrap())
+        }
+    }
+
+    fn assert_ulid_request_id(response: &Response<()>) {
+        let id = response.headers()["x-request-id"].to_str().unwrap();
+        assert!(ulid::Ulid::from_string(id).is_ok(), "x-request-id {id:?} is not a ULID");
+    }
+
+    #[tokio::test]
+    async fn start_with_unreachable_upstream_keeps_the_order_and_answers_200() {
+        let app = app(&refused_upstream(), |_| {});
+        let service = build_for::<Full<Bytes>>(Arc::clone(&app));
+        let (response, body) =
+            call(&service, request(Some("Sora_20161101.StartRecording"), r#"{"channel_id":"sora","expire_time":60}"#)).await;
+        assert_eq!(response.status(), 200, "{body}");
+        assert_ulid_request_id(&response);
+        let reply: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let stored = app.store.active_order("sora", crate::app::now_secs()).await.unwrap().unwrap();
+        assert_eq!(reply["recording_id"], stored.recording_id);
+        let (response, body) = call(&service, request(Some("Sora_20161101.GetStartedRecording"), r#"{"channel_id":"sora"}"#)).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&body).unwrap()["recording_id"], stored.recording_id);
+    }
+
+    #[tokio::test]
+    async fn reject_mode_withdraws_the_order_and_answers_502() {
+        let app = app(&refused_upstream(), |config| config.legacy.on_upstream_failure = crate::config::OnUpstreamFailure::Reject);
+        let service = build_for::<Full<Bytes>>(Arc::clone(&app));
+        let (response, body) =
+            call(&service, request(Some("Sora_20161101.StartRecording"), r#"{"channel_id":"sora","expire_time":60}"#)).await;
+        assert_eq!((response.status().as_u16(), body.as_str()), (502, r#"{"error_type":"UPSTREAM-UNAVAILABLE"}"#));
+        assert!(app.store.active_orders(crate::app::now_secs()).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn passthrough_to_a_dead_upstream_is_a_legacy_502_with_the_callers_request_id() {
+        let service = build_for::<Full<Bytes>>(app(&refused_upstream(), |_| {}));
+        let mut request = request(Some("Sora_20231220.ListSessions"), "{}");
+        request.headers_mut().insert("x-request-id", HeaderValue::from_static("caller-id-1"));
+        let (response, body) = call(&service, request).await;
+        assert_eq!(response.status(), 502);
+        assert_eq!(body, r#"{"error_type":"UPSTREAM-UNAVAILABLE"}"#);
+        assert_eq!(response.headers()["x-request-id"], "caller-id-1");
+        assert!(response.headers().contains_key("x-shim-error-detail"));
+    }
+
+    #[tokio::test]
+    async fn oversized_bodies_are_413_by_length_or_while_streaming() {
+        let app = app(&refused_upstream(), |config| config.limits.max_body_bytes = 64);
+        let service = build_for::<Full<Bytes>>(Arc::clone(&app));
+        let big: &'static str = Box::leak(format!(r#"{{"channel_id":"sora","expire_time":60,"pad":"{}"}}"#, "x".repeat(100)).into_boxed_str());
+        let mut with_length = request(Some("Sora_20161101.StartRecording"), big);
+        with_length.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(big.len()));
+        let (response, body) = call(&service, with_length).await;
+        assert_eq!((response.status().as_u16(), body.as_str()), (413, r#"{"error_type":"REQUEST-TOO-LARGE"}"#));
+        assert_ulid_request_id(&response);
+
+        // No Content-Length: the limit trips while the body streams in.
+        type Chunk = Result<http_body::Frame<Bytes>, Infallible>;
+        let chunks: Vec<Chunk> = (0..4).map(|_| Ok(http_body::Frame::data(Bytes::from_static(&[b' '; 40])))).collect();
+        let streaming = StreamBody::new(futures_util::stream::iter(chunks));
+        let service = build_for::<StreamBody<futures_util::stream::Iter<std::vec::IntoIter<Chunk>>>>(Arc::clone(&app));
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri("/")
+            .header("x-sora-target", "Sora_20161101.StartRecording")
+            .body(streaming)
+            .unwrap();
+        let response = service.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), 413);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, Bytes::from_static(br#"{"error_type":"REQUEST-TOO-LARGE"}"#));
+        assert!(app.store.active_orders(crate::app::now_secs()).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn request_deadline_answers_504_upstream_timeout() {
+        let (url, _listener) = silent_upstream();
+        let service = build_for::<Full<Bytes>>(app(&url, |config| {
+            config.limits.request_timeout_ms = 200;
+            config.upstream.timeout_ms = 60_000;
+        }));
+        let (response, body) = call(&service, request(Some("Sora_20171010.GetStatsReport"), "{}")).await;
+        assert_eq!((response.status().as_u16(), body.as_str()), (504, r#"{"error_type":"UPSTREAM-TIMEOUT"}"#));
+        assert_ulid_request_id(&response);
+    }
+
+    #[tokio::test]
+    async fn requests_beyond_the_in_flight_limit_are_shed_with_503() {
+        let (url, listener) = silent_upstream();
+        let service = build_for::<Full<Bytes>>(app(&url, |config| {
+            config.limits.max_in_flight = 1;
+            config.limits.request_timeout_ms = 2_000;
+        }));
+        let first = tokio::spawn(call(&service, request(Some("Sora_20171010.GetStatsReport"), "{}")));
+        // Once the upstream sees the first request's connection, that request holds the only slot.
+        listener.set_nonblocking(true).unwrap();
+        let mut accepted = None;
+        for _ in 0..400 {
+            if let Ok((connection, _)) = listener.accept() {
+                accepted = Some(connection);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(accepted.is_some(), "the first request never reached the upstream");
+        let (response, body) = call(&service, request(None, "{}")).await;
+        assert_eq!((response.status().as_u16(), body.as_str()), (503, r#"{"error_type":"OVERLOADED"}"#));
+        let (first_response, _) = first.await.unwrap();
+        assert_eq!(first_response.status(), 504);
+    }
+
+    #[tokio::test]
+    async fn cors_preflight_is_answered_like_legacy_sora_when_configured() {
+        let service = build_for::<Full<Bytes>>(app(&refused_upstream(), |config| {
+            config.cors.allowed_origins = vec!["http://127.0.0.1:5000".into()];
+        }));
+        let preflight = Request::builder()
+            .method(Method::OPTIONS)
+            .uri("/api")
+            .header("origin", "http://127.0.0.1:5000")
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type,x-sora-target")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let (response, _) = call(&service, preflight).await;
+        assert_eq!(response.status(), 200);
+        let headers = response.headers();
+        assert_eq!(headers["access-control-allow-origin"], "http://127.0.0.1:5000");
+        assert_eq!(headers["access-control-allow-methods"], "POST,OPTIONS");
+        assert_eq!(headers["access-control-max-age"], "1000");
+        let allowed = headers["access-control-allow-headers"].to_str().unwrap().to_ascii_lowercase();
+        for name in ["origin", "x-requested-with", "content-type", "accept", "x-sora-target"] {
+            assert!(allowed.contains(name), "{name} missing from {allowed}");
+        }
+    }
+
+    #[tokio::test]
+    async fn without_cors_config_preflights_pass_through() {
+        let service = build_for::<Full<Bytes>>(app(&refused_upstream(), |_| {}));
+        let preflight = Request::builder()
+            .method(Method::OPTIONS)
+            .uri("/")
+            .header("origin", "http://127.0.0.1:5000")
+            .header("access-control-request-method", "POST")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let (response, body) = call(&service, preflight).await;
+        // Passed through to the (dead) upstream rather than answered by the shim.
+        assert_eq!((response.status().as_u16(), body.as_str()), (502, r#"{"error_type":"UPSTREAM-UNAVAILABLE"}"#));
+        assert!(!response.headers().contains_key("access-control-allow-origin"));
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_legacy_500() {
+        let names = Arc::new(Mappings::built_in().errors);
+        let service = ServiceBuilder::new()
+            .layer(LegacyErrorsLayer::new(Arc::clone(&names)))
+            .layer(CatchPanicLayer::custom(PanicReply::new(names)))
+            .service_fn(|_request: Request<Full<Bytes>>| async move {
+                if true {
+                    panic!("boom");
+                }
+                Ok::<_, Infallible>(Response::new(crate::body::empty()))
+            });
+        let response = service.oneshot(request(None, "")).await.unwrap();
+        assert_eq!(response.status(), 500);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, Bytes::from_static(br#"{"error_type":"INTERNAL-ERROR"}"#));
+    }
+}

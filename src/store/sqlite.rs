@@ -54,14 +54,15 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating when needed) the database at `path`.
-    pub fn open(path: &Path) -> Result<Self, StoreError> {
+    /// Opens (creating when needed) the database at `path`; writers wait up to `busy_timeout`
+    /// for a lock held by another process.
+    pub fn open(path: &Path, busy_timeout: Duration) -> Result<Self, StoreError> {
         if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)
                 .map_err(|error| StoreError::Unavailable(format!("{}: cannot create directory: {error}", parent.display())))?;
         }
         let connection = Connection::open(path).map_err(|error| unavailable(path, error))?;
-        connection.busy_timeout(Duration::from_secs(5)).map_err(|error| unavailable(path, error))?;
+        connection.busy_timeout(busy_timeout).map_err(|error| unavailable(path, error))?;
         connection
             .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
             .map_err(|error| unavailable(path, error))?;
@@ -274,7 +275,7 @@ mod tests {
     fn temp_store() -> (SqliteStore, PathBuf) {
         let dir = std::env::temp_dir().join(format!("shim-store-{}", ulid::Ulid::generate()));
         let path = dir.join("orders.db");
-        (SqliteStore::open(&path).unwrap(), path)
+        (SqliteStore::open(&path, Duration::from_secs(5)).unwrap(), path)
     }
 
     fn order(channel: &str, created_at: i64, expire_time: i64) -> Order {
@@ -375,7 +376,7 @@ mod tests {
         no_metadata.metadata = None;
         store.create_order(&no_metadata).await.unwrap();
         drop(store);
-        let reopened = SqliteStore::open(&path).unwrap();
+        let reopened = SqliteStore::open(&path, Duration::from_secs(5)).unwrap();
         assert_eq!(reopened.active_orders(1_001).await.unwrap(), vec![no_metadata, text_metadata]);
     }
 

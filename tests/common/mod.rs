@@ -1,0 +1,301 @@
+//! Test support: start the real `sora-sim` and `sora-legacy-shim` binaries on `127.0.0.1:0`,
+//! send HTTP requests to them, and wait on conditions.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+
+/// A fresh temporary directory for one test.
+pub fn temp_dir(label: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("shim-it-{label}-{}", ulid::Ulid::generate()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+pub fn mappings_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings")
+}
+
+/// A child process killed when dropped; its stderr goes to `log`.
+pub struct Process {
+    child: Child,
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+    /// Lines printed on stdout before the "listening on" line.
+    pub announced: Vec<String>,
+    pub log: PathBuf,
+}
+
+impl Process {
+    fn spawn(mut command: Command, log: PathBuf) -> Process {
+        let stderr = std::fs::File::create(&log).unwrap();
+        let mut child = command.stdout(Stdio::piped()).stderr(stderr).stdin(Stdio::null()).spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut announced = Vec::new();
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(url) = line.strip_prefix("listening on ") {
+                    let _ = sender.send(Ok((url.to_owned(), announced.clone())));
+                    announced.clear();
+                } else {
+                    announced.push(line);
+                }
+            }
+            let _ = sender.send(Err(()));
+        });
+        match receiver.recv_timeout(Duration::from_secs(30)) {
+            Ok(Ok((url, announced))) => Process { child, url, announced, log },
+            _ => {
+                let _ = child.kill();
+                let log_text = std::fs::read_to_string(&log).unwrap_or_default();
+                panic!("process did not start; its log:\n{log_text}");
+            }
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL and wait.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then wait up to `deadline` for a clean exit; returns the exit status code.
+    pub fn terminate(&mut self, deadline: Duration) -> Option<i32> {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let start = Instant::now();
+        while start.elapsed() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    pub fn addr(&self) -> &str {
+        self.url.trim_start_matches("http://")
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Starts `sora-sim` with extra flags.
+pub fn start_sim(args: &[&str]) -> Process {
+    let dir = temp_dir("sim");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sora-sim"));
+    command.args(["--listen", "127.0.0.1:0"]).args(args);
+    Process::spawn(command, dir.join("sim.log"))
+}
+
+/// How to start a shim.
+pub struct ShimOptions {
+    pub upstream: Option<String>,
+    pub store: PathBuf,
+    pub env: Vec<(String, String)>,
+    pub args: Vec<String>,
+}
+
+impl ShimOptions {
+    pub fn new(upstream: &str) -> Self {
+        Self { upstream: Some(upstream.to_owned()), store: temp_dir("store").join("orders.db"), env: Vec::new(), args: Vec::new() }
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+}
+
+/// Starts `sora-legacy-shim run`.
+pub fn start_shim(options: &ShimOptions) -> Process {
+    let dir = temp_dir("shim");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sora-legacy-shim"));
+    command
+        .arg("run")
+        .args(["--listen", "127.0.0.1:0", "--store"])
+        .arg(&options.store)
+        .arg("--mappings")
+        .arg(mappings_dir())
+        .args(&options.args)
+        .env_remove("RUST_LOG")
+        .current_dir(&dir);
+    if let Some(upstream) = &options.upstream {
+        command.args(["--upstream", upstream]);
+    }
+    for (key, value) in &options.env {
+        command.env(key, value);
+    }
+    Process::spawn(command, dir.join("shim.log"))
+}
+
+/// A complete HTTP reply.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|error| panic!("body is not JSON ({error}): {:?}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|value| value.to_str().ok())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// Asserts a legacy error: status, content-type and the exact body.
+    pub fn assert_legacy_error(&self, status: u16, name: &str) {
+        assert_eq!(self.status, status, "status for {name}; body {}", self.text());
+        assert_eq!(self.header("content-type"), Some("application/json"), "content-type for {name}");
+        assert_eq!(self.text(), format!("{{\"error_type\":\"{name}\"}}"));
+        assert!(self.header("x-request-id").is_some(), "x-request-id on {name}");
+    }
+}
+
+/// Sends a request and reads the whole reply.
+pub async fn send(request: Request<Full<Bytes>>) -> Reply {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let response = tokio::time::timeout(Duration::from_secs(30), client.request(request))
+        .await
+        .expect("request timed out")
+        .expect("request failed");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response.into_body().collect().await.expect("body").to_bytes();
+    Reply { status, headers, body }
+}
+
+/// `POST {base}{path}` with an optional target, a raw body and extra headers.
+pub async fn post(base: &str, path: &str, target: Option<&str>, body: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut builder = Request::builder().method(Method::POST).uri(format!("{base}{path}"));
+    if let Some(target) = target {
+        builder = builder.header("x-sora-target", target);
+    }
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    send(builder.body(Full::new(Bytes::from(body.to_owned()))).unwrap()).await
+}
+
+/// A legacy-style API call with `content-type: application/json`.
+pub async fn api(base: &str, target: &str, body: Value) -> Reply {
+    post(base, "/", Some(target), &body.to_string(), &[("content-type", "application/json")]).await
+}
+
+pub async fn get_json(url: &str) -> Value {
+    let request = Request::builder().uri(url).body(Full::new(Bytes::new())).unwrap();
+    let reply = send(request).await;
+    assert_eq!(reply.status, 200, "GET {url}: {}", reply.text());
+    reply.json()
+}
+
+pub async fn post_json(url: &str, body: Value) -> Value {
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri(url)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap();
+    let reply = send(request).await;
+    assert_eq!(reply.status, 200, "POST {url}: {}", reply.text());
+    reply.json()
+}
+
+/// Connects a client to a channel on the emulator; returns the connection id.
+pub async fn connect(sim: &Process, channel: &str) -> String {
+    let reply = post_json(&format!("{}/sim/connect", sim.url), serde_json::json!({"channel_id": channel})).await;
+    reply["connection_id"].as_str().unwrap().to_owned()
+}
+
+pub async fn disconnect(sim: &Process, connection_id: &str) -> Value {
+    post_json(&format!("{}/sim/disconnect", sim.url), serde_json::json!({"connection_id": connection_id})).await
+}
+
+/// The emulator's live session for a channel, if any.
+pub async fn sim_session(sim: &Process, channel: &str) -> Option<Value> {
+    let state = get_json(&format!("{}/sim/state", sim.url)).await;
+    state["sessions"].as_array().unwrap().iter().find(|session| session["channel_id"] == channel).cloned()
+}
+
+/// The emulator's journal of API requests with `target`.
+pub async fn journal(sim: &Process, target: &str) -> Vec<Value> {
+    let all = get_json(&format!("{}/sim/requests?target={target}", sim.url)).await;
+    all.as_array().unwrap().clone()
+}
+
+/// Polls `check` until it returns `Some`, or fails after `deadline`.
+pub async fn wait_for<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(start.elapsed() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Writes `bytes` on a fresh TCP connection and returns everything read until the peer closes
+/// or `deadline` passes.
+pub fn raw_exchange(addr: &str, bytes: &[u8], close_write: bool, deadline: Duration) -> Vec<u8> {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(deadline)).unwrap();
+    stream.write_all(bytes).unwrap();
+    if close_write {
+        let _ = stream.shutdown(std::net::Shutdown::Write);
+    }
+    let mut out = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        match stream.read(&mut buffer) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&buffer[..n]),
+        }
+    }
+    out
+}
+
+/// Is this a ULID as Sora prints ids: 26 Crockford base32 characters?
+pub fn is_ulid(value: &Value) -> bool {
+    value.as_str().is_some_and(|text| {
+        text.len() == 26 && text.bytes().all(|b| b.is_ascii_digit() || (b.is_ascii_uppercase() && !b"ILOU".contains(&b)))
+    })
+}
+
+/// Rows in the shim's order table, read straight from the SQLite file.
+pub fn stored_orders(store: &Path) -> Vec<(String, String, Option<i64>)> {
+    let connection = rusqlite::Connection::open(store).unwrap();
+    let mut statement = connection.prepare("SELECT recording_id, channel_id, stopped_at FROM orders ORDER BY recording_id").unwrap();
+    statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?))).unwrap().map(Result::unwrap).collect()
+}
