@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod body;
+pub mod cli;
 pub mod config;
 pub mod error;
 pub mod legacy;
@@ -10,5 +11,6 @@ pub mod mappings;
 pub mod middleware;
 pub mod routing;
 pub mod server;
+pub mod sim;
 pub mod store;
 pub mod upstream;
