@@ -1,19 +1,41 @@
-//! What every request handler shares: configuration, mappings, the order store and the upstream.
+//! What every request handler shares: configuration, mappings, the order store, the upstream
+//! and the webhook forwarder.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::config::Config;
+use http::Uri;
+
+use crate::config::{Config, forward_url};
 use crate::mappings::Mappings;
 use crate::store::Store;
 use crate::upstream::Upstream;
+use crate::webhooks::forward::Forwarder;
 
-/// Shared, read-only application state (the store and client handle their own concurrency).
+/// Shared, read-only application state (the store and clients handle their own concurrency).
 pub struct App {
     pub config: Config,
     pub mappings: Arc<Mappings>,
     pub store: Arc<dyn Store>,
     pub upstream: Upstream,
+    pub forwarder: Forwarder,
+    /// `session_webhook.forward_url`, parsed.
+    pub session_forward: Option<Uri>,
+}
+
+impl App {
+    /// Assembles the state; `config` must have passed [`Config::validate`].
+    pub fn new(config: Config, mappings: Mappings, store: Arc<dyn Store>, upstream: Upstream) -> Result<Self, String> {
+        let session_forward = config
+            .session_webhook
+            .forward_url
+            .as_deref()
+            .map(forward_url)
+            .transpose()
+            .map_err(|message| format!("session_webhook.forward_url: {message}"))?;
+        let forwarder = Forwarder::new(Duration::from_millis(config.upstream.connect_timeout_ms), config.upstream.max_reply_bytes);
+        Ok(Self { config, mappings: Arc::new(mappings), store, upstream, forwarder, session_forward })
+    }
 }
 
 /// Unix time in whole seconds, the unit of every legacy timestamp.

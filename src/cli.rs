@@ -147,20 +147,21 @@ async fn run(config: Config, mappings: Mappings) -> Result<(), String> {
     tracing::info!(path = %config.store.path.display(), "order store opened");
     tracing::info!(source = %mappings.source, "mappings loaded");
 
+    let listener = TcpListener::bind(config.listen).await.map_err(|error| format!("cannot listen on {}: {error}", config.listen))?;
+    let address = listener.local_addr().map_err(|error| error.to_string())?;
     let upstream_url = match &config.upstream.url {
         Some(url) => url.clone(),
-        None => start_bundled_emulator().await?,
+        None => start_bundled_emulator(address).await?,
     };
     let base = upstream_base(&upstream_url).map_err(|message| format!("upstream.url: {message}"))?;
     let upstream = Upstream::new(base, &config.upstream);
 
-    let listener = TcpListener::bind(config.listen).await.map_err(|error| format!("cannot listen on {}: {error}", config.listen))?;
-    let address = listener.local_addr().map_err(|error| error.to_string())?;
     let options = ServeOptions {
         header_read_timeout: std::time::Duration::from_millis(config.limits.header_read_timeout_ms),
         shutdown_grace: std::time::Duration::from_millis(config.limits.shutdown_grace_ms),
     };
-    let app = Arc::new(App { config, mappings: Arc::new(mappings), store: Arc::new(store), upstream });
+    let app = Arc::new(App::new(config, mappings, Arc::new(store), upstream)?);
+    tokio::spawn(crate::reconciler::run(Arc::clone(&app)));
     let service = stack::build(app);
     announce(&format!("listening on http://{address}"));
     tracing::info!(%address, upstream = %upstream_url, "sora-legacy-shim ready");
@@ -168,13 +169,19 @@ async fn run(config: Config, mappings: Mappings) -> Result<(), String> {
     Ok(())
 }
 
-/// Starts `sora-sim` inside this process on a free loopback port and returns its URL.
-async fn start_bundled_emulator() -> Result<String, String> {
+/// Starts `sora-sim` inside this process on a free loopback port, with its session webhook wired
+/// to the shim listening on `shim`, and returns its URL.
+async fn start_bundled_emulator(shim: SocketAddr) -> Result<String, String> {
     let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
         .await
         .map_err(|error| format!("cannot start the bundled emulator: {error}"))?;
     let address = listener.local_addr().map_err(|error| error.to_string())?;
-    tokio::spawn(run_sim(listener, SimOptions::default(), std::future::pending::<()>()));
+    let hook_host = if shim.ip().is_unspecified() { SocketAddr::from(([127, 0, 0, 1], shim.port())) } else { shim };
+    let options = SimOptions {
+        session_webhook_url: Some(format!("http://{hook_host}{}", crate::routing::SESSION_HOOK_PATH)),
+        ..SimOptions::default()
+    };
+    tokio::spawn(run_sim(listener, options, std::future::pending::<()>()));
     let url = format!("http://{address}");
     tracing::warn!(
         "NO UPSTREAM CONFIGURED: started the bundled Sora emulator (sora-sim) at {url}. \

@@ -33,6 +33,8 @@ pub struct Config {
     pub legacy: LegacyConfig,
     pub cors: CorsConfig,
     pub log: LogConfig,
+    pub session_webhook: SessionWebhookConfig,
+    pub reconciler: ReconcilerConfig,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -64,6 +66,8 @@ pub struct StoreConfig {
 pub struct LimitsConfig {
     /// Largest body accepted on a translated call (bigger: 413 REQUEST-TOO-LARGE).
     pub max_body_bytes: usize,
+    /// Largest body accepted on the webhook endpoints.
+    pub max_webhook_body_bytes: usize,
     /// Deadline for a whole request until its response head (then 504).
     pub request_timeout_ms: u64,
     /// Requests handled at once; more are refused at once with 503 OVERLOADED.
@@ -103,6 +107,33 @@ pub struct CorsConfig {
     pub allowed_origins: Vec<String>,
 }
 
+/// What the session webhook answers when the operator's own hook cannot be reached.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum OnForwardError {
+    /// Answer Sora with the same failure (502/504, or the hook's own error status and body).
+    Fail,
+    /// Answer as if the hook had replied `200 {}`.
+    Ignore,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionWebhookConfig {
+    /// The operator's own session webhook; its reply is the base of the shim's reply.
+    pub forward_url: Option<String>,
+    pub on_forward_error: OnForwardError,
+    /// Deadline of the forwarded call (Sora waits for the reply before the session starts).
+    pub forward_timeout_ms: u64,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReconcilerConfig {
+    /// How often upstream sessions are compared with the orders (and expired orders swept).
+    pub interval_ms: u64,
+}
+
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
@@ -122,6 +153,8 @@ impl Default for Config {
             legacy: LegacyConfig::default(),
             cors: CorsConfig::default(),
             log: LogConfig::default(),
+            session_webhook: SessionWebhookConfig::default(),
+            reconciler: ReconcilerConfig::default(),
         }
     }
 }
@@ -149,6 +182,7 @@ impl Default for LimitsConfig {
     fn default() -> Self {
         Self {
             max_body_bytes: 64 * 1024,
+            max_webhook_body_bytes: 1024 * 1024,
             request_timeout_ms: 30_000,
             max_in_flight: 1_024,
             header_read_timeout_ms: 10_000,
@@ -160,6 +194,18 @@ impl Default for LimitsConfig {
 impl Default for LegacyConfig {
     fn default() -> Self {
         Self { max_expire_time: 86_400, max_split_duration: 86_400, strict: true, on_upstream_failure: OnUpstreamFailure::Accept }
+    }
+}
+
+impl Default for SessionWebhookConfig {
+    fn default() -> Self {
+        Self { forward_url: None, on_forward_error: OnForwardError::Fail, forward_timeout_ms: 2_000 }
+    }
+}
+
+impl Default for ReconcilerConfig {
+    fn default() -> Self {
+        Self { interval_ms: 5_000 }
     }
 }
 
@@ -228,12 +274,18 @@ impl Config {
         if let Some(url) = &self.upstream.url {
             upstream_base(url).map_err(|message| invalid("upstream.url", message))?;
         }
+        if let Some(url) = &self.session_webhook.forward_url {
+            forward_url(url).map_err(|message| invalid("session_webhook.forward_url", message))?;
+        }
         let positive = [
             ("upstream.timeout_ms", self.upstream.timeout_ms),
             ("upstream.connect_timeout_ms", self.upstream.connect_timeout_ms),
             ("upstream.pool_idle_timeout_ms", self.upstream.pool_idle_timeout_ms),
             ("upstream.max_reply_bytes", self.upstream.max_reply_bytes as u64),
             ("limits.max_body_bytes", self.limits.max_body_bytes as u64),
+            ("limits.max_webhook_body_bytes", self.limits.max_webhook_body_bytes as u64),
+            ("session_webhook.forward_timeout_ms", self.session_webhook.forward_timeout_ms),
+            ("reconciler.interval_ms", self.reconciler.interval_ms),
             ("limits.request_timeout_ms", self.limits.request_timeout_ms),
             ("limits.max_in_flight", self.limits.max_in_flight as u64),
             ("limits.header_read_timeout_ms", self.limits.header_read_timeout_ms),
@@ -272,6 +324,15 @@ pub fn upstream_base(url: &str) -> Result<http::Uri, String> {
     }
     if uri.query().is_some() {
         return Err(format!("{url:?} must not have a query"));
+    }
+    Ok(uri)
+}
+
+/// Parses a webhook forward target: an absolute `http://` URL.
+pub fn forward_url(url: &str) -> Result<http::Uri, String> {
+    let uri: http::Uri = url.parse().map_err(|error| format!("{url:?} is not a URL: {error}"))?;
+    if uri.scheme_str() != Some("http") || uri.authority().is_none() {
+        return Err(format!("{url:?} must be an absolute http:// URL"));
     }
     Ok(uri)
 }
@@ -340,6 +401,8 @@ mod tests {
             (vec![("SORA_SHIM__API_PATHS", "/hooks/x")], "api_paths"),
             (vec![("SORA_SHIM__API_PATHS", "api")], "api_paths"),
             (vec![("SORA_SHIM__LIMITS__MAX_IN_FLIGHT", "0")], "limits.max_in_flight"),
+            (vec![("SORA_SHIM__SESSION_WEBHOOK__FORWARD_URL", "/relative")], "session_webhook.forward_url"),
+            (vec![("SORA_SHIM__RECONCILER__INTERVAL_MS", "0")], "reconciler.interval_ms"),
             (vec![("SORA_SHIM__CORS__ALLOWED_ORIGINS", "not an origin")], "cors.allowed_origins"),
         ];
         for (vars, key) in cases {

@@ -1,9 +1,9 @@
 //! Decides, per request, who answers: the legacy translator or the upstream (passthrough).
 //!
-//! A request is translated when it is a `POST` on one of the configured API paths and its
-//! `x-sora-target` (header name case-insensitive, value exact) is listed in `mappings/legacy.toml`.
-//! Everything else — no header, other versions, other vendors' prefixes, other methods or
-//! paths — passes through.
+//! `POST /hooks/session` is the shim's session webhook. A request is translated when it is a
+//! `POST` on one of the configured API paths and its `x-sora-target` (header name
+//! case-insensitive, value exact) is listed in `mappings/legacy.toml`. Everything else — no
+//! header, other versions, other vendors' prefixes, other methods or paths — passes through.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -39,10 +39,14 @@ impl ReplyOrigin {
     }
 }
 
+/// Path of the session webhook endpoint.
+pub const SESSION_HOOK_PATH: &str = "/hooks/session";
+
 /// The route chosen for a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Route {
     Translate(LegacyOp),
+    SessionHook,
     Passthrough,
 }
 
@@ -59,6 +63,9 @@ impl RouteTable {
     }
 
     pub fn route<B>(&self, request: &Request<B>) -> Route {
+        if request.method() == Method::POST && request.uri().path() == SESSION_HOOK_PATH {
+            return Route::SessionHook;
+        }
         if request.method() != Method::POST || !self.api_paths.iter().any(|path| path == request.uri().path()) {
             return Route::Passthrough;
         }
@@ -78,18 +85,24 @@ type Branch<B> = BoxCloneService<Request<B>, Response<Body>, Infallible>;
 pub struct Router<B> {
     table: RouteTable,
     translated: Branch<B>,
+    session_hook: Branch<B>,
     passthrough: Branch<B>,
 }
 
 impl<B> Clone for Router<B> {
     fn clone(&self) -> Self {
-        Self { table: self.table.clone(), translated: self.translated.clone(), passthrough: self.passthrough.clone() }
+        Self {
+            table: self.table.clone(),
+            translated: self.translated.clone(),
+            session_hook: self.session_hook.clone(),
+            passthrough: self.passthrough.clone(),
+        }
     }
 }
 
 impl<B> Router<B> {
-    pub fn new(table: RouteTable, translated: Branch<B>, passthrough: Branch<B>) -> Self {
-        Self { table, translated, passthrough }
+    pub fn new(table: RouteTable, translated: Branch<B>, session_hook: Branch<B>, passthrough: Branch<B>) -> Self {
+        Self { table, translated, session_hook, passthrough }
     }
 }
 
@@ -99,9 +112,9 @@ impl<B: 'static> Service<Request<B>> for Router<B> {
     type Future = <Branch<B> as Service<Request<B>>>::Future;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        // Both branches are always ready; polling both keeps the tower contract whichever is called.
-        match (self.translated.poll_ready(cx), self.passthrough.poll_ready(cx)) {
-            (Poll::Ready(Ok(())), Poll::Ready(Ok(()))) => Poll::Ready(Ok(())),
+        // Every branch is always ready; polling all keeps the tower contract whichever is called.
+        match (self.translated.poll_ready(cx), self.session_hook.poll_ready(cx), self.passthrough.poll_ready(cx)) {
+            (Poll::Ready(Ok(())), Poll::Ready(Ok(())), Poll::Ready(Ok(()))) => Poll::Ready(Ok(())),
             _ => Poll::Pending,
         }
     }
@@ -112,6 +125,7 @@ impl<B: 'static> Service<Request<B>> for Router<B> {
                 request.extensions_mut().insert(op);
                 self.translated.call(request)
             }
+            Route::SessionHook => self.session_hook.call(request),
             Route::Passthrough => self.passthrough.call(request),
         }
     }
@@ -142,6 +156,13 @@ mod tests {
         assert_eq!(table.route(&request(Method::POST, "/api", start)), Route::Translate(LegacyOp::StartRecording));
         let upper = Some(("X-Sora-Target", "Sora_20161101.ListArchiving"));
         assert_eq!(table.route(&request(Method::POST, "/", upper)), Route::Translate(LegacyOp::ListArchiving));
+    }
+
+    #[test]
+    fn the_session_hook_is_the_shims_own() {
+        let table = table();
+        assert_eq!(table.route(&request(Method::POST, "/hooks/session", None)), Route::SessionHook);
+        assert_eq!(table.route(&request(Method::GET, "/hooks/session", None)), Route::Passthrough);
     }
 
     #[test]

@@ -25,7 +25,7 @@ pub async fn list_archiving(app: &App, caller_headers: &HeaderMap) -> Result<Val
 }
 
 /// A 200 JSON array, or the mapped error.
-fn array_reply(app: &App, target: &str, reply: UpstreamReply) -> Result<Vec<Value>, ShimError> {
+pub fn array_reply(app: &App, target: &str, reply: UpstreamReply) -> Result<Vec<Value>, ShimError> {
     if reply.status != StatusCode::OK {
         if let Some(UpstreamErrorClass::ClusterMinority) = reply.error_type().and_then(|name| app.mappings.upstream.classify(&name)) {
             return Err(ShimError::NotClusterMajority);

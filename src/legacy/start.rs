@@ -63,10 +63,10 @@ pub async fn start(app: &App, request: StartRequest, caller_headers: &HeaderMap)
     Ok(Value::Object(reply))
 }
 
-/// Asks the upstream to record the channel's session now. `Ok` covers "recording" and "no
-/// session yet" (armed); an error means the order must not stand (or, for unavailability,
-/// depends on `on_upstream_failure`).
-async fn start_upstream(app: &App, order: &Order, now: i64, caller_headers: &HeaderMap) -> Result<(), ShimError> {
+/// Asks the upstream to record the channel's session now, recording a leg when it does. `Ok`
+/// covers "recording" and "no session yet" (armed); an error means the order must not stand (or,
+/// for unavailability, depends on `on_upstream_failure`). The reconciler uses it too.
+pub async fn start_upstream(app: &App, order: &Order, now: i64, caller_headers: &HeaderMap) -> Result<(), ShimError> {
     let upstream = &app.mappings.upstream;
     let body = start_request(order, now, &upstream.recording.format);
     let reply = app.upstream.call_json(&upstream.targets.start_recording, &body, caller_headers).await?;

@@ -22,21 +22,32 @@ pub async fn stop(app: &App, channel_id: String, caller_headers: &HeaderMap) -> 
 
     // The order is gone whatever the upstream says now; a recording left running by an
     // unreachable upstream is the reconciler's to stop.
-    let upstream = &app.mappings.upstream;
-    let target = &upstream.targets.stop_recording;
-    match app.upstream.call_json(target, &json!({ "channel_id": channel_id }), caller_headers).await {
-        Ok(reply) if reply.status == StatusCode::OK => {}
-        Ok(reply) => match reply.error_type().and_then(|name| upstream.classify(&name)) {
-            Some(UpstreamErrorClass::NoSession | UpstreamErrorClass::NotRecording) => {}
-            _ => tracing::warn!(
-                %channel_id, recording_id = %order.recording_id, status = %reply.status, body = %reply.excerpt(),
-                "upstream refused to stop the recording; the order is stopped anyway"
-            ),
-        },
+    match stop_upstream(app, &channel_id, caller_headers).await {
+        Ok(()) => {
+            if let Err(error) = app.store.finish_stopped_order(&order.recording_id, now).await {
+                tracing::warn!(%channel_id, %error, "could not finish the stopped order; the reconciler will");
+            }
+        }
         Err(error) => tracing::warn!(
             %channel_id, recording_id = %order.recording_id, %error,
             "upstream stop failed; the order is stopped and the reconciler will stop the recording"
         ),
     }
     Ok(json!({ "channel_id": channel_id }))
+}
+
+/// Asks the upstream to stop recording the channel. `Ok` means it no longer records it (stopped
+/// now, or there was no session or no recording).
+pub async fn stop_upstream(app: &App, channel_id: &str, caller_headers: &HeaderMap) -> Result<(), ShimError> {
+    let upstream = &app.mappings.upstream;
+    let target = &upstream.targets.stop_recording;
+    let reply = app.upstream.call_json(target, &json!({ "channel_id": channel_id }), caller_headers).await?;
+    if reply.status == StatusCode::OK {
+        return Ok(());
+    }
+    match reply.error_type().and_then(|name| upstream.classify(&name)) {
+        Some(UpstreamErrorClass::NoSession | UpstreamErrorClass::NotRecording) => Ok(()),
+        Some(UpstreamErrorClass::ClusterMinority) => Err(ShimError::NotClusterMajority),
+        _ => Err(ShimError::UpstreamError(format!("{target} answered {} {}", reply.status, reply.excerpt()))),
+    }
 }

@@ -26,6 +26,7 @@ use crate::middleware::request_id::MakeUlidRequestId;
 use crate::middleware::trace::{RequestSpan, ResponseLog};
 use crate::routing::{RouteTable, Router};
 use crate::upstream::passthrough::Passthrough;
+use crate::webhooks::session::SessionHook;
 
 /// The service hyper serves: infallible, answering `Response<impl Body>`.
 pub type ShimService = BoxCloneService<Request<Incoming>, Response<Body>, Infallible>;
@@ -49,10 +50,16 @@ where
         // Legacy bodies are buffered to be parsed: cap them (413 up front, or while reading).
         .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
         .service(LegacyService::new(Arc::clone(&app)));
+    let session_hook = ServiceBuilder::new()
+        .map_response(|response: Response<tower_http::limit::ResponseBody<Body>>| response.map(crate::body::boxed))
+        // Webhook bodies are buffered too, under their own limit.
+        .layer(RequestBodyLimitLayer::new(limits.max_webhook_body_bytes))
+        .service(SessionHook::new(Arc::clone(&app)));
     let passthrough = Passthrough::new(app.upstream.clone(), Arc::clone(&names));
     let router = Router::new(
         RouteTable::new(&app.config.api_paths, Arc::new(app.mappings.legacy.clone())),
         BoxCloneService::new(translated),
+        BoxCloneService::new(session_hook),
         BoxCloneService::new(passthrough),
     );
 
@@ -144,7 +151,7 @@ mod tests {
         let path = std::env::temp_dir().join(format!("shim-stack-{}", ulid::Ulid::generate())).join("orders.db");
         let store = SqliteStore::open(&path, Duration::from_secs(5)).unwrap();
         let upstream = Upstream::new(upstream.parse().unwrap(), &config.upstream);
-        Arc::new(App { config, mappings: Arc::new(Mappings::built_in()), store: Arc::new(store), upstream })
+        Arc::new(App::new(config, Mappings::built_in(), Arc::new(store), upstream).unwrap())
     }
 
     fn request(target: Option<&str>, body: &'static str) -> Request<Full<Bytes>> {

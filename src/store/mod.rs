@@ -50,6 +50,15 @@ pub struct Leg {
     pub ended_at: Option<i64>,
 }
 
+/// An open leg with what the reconciler needs to know about its order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OpenLeg {
+    pub leg: Leg,
+    pub channel_id: String,
+    /// The order was stopped: the recording the shim started for it must be stopped too.
+    pub order_stopped: bool,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The channel already has an active order.
@@ -84,4 +93,16 @@ pub trait Store: Send + Sync + 'static {
 
     /// The legs of one order, oldest first.
     async fn legs(&self, recording_id: &str) -> Result<Vec<Leg>, StoreError>;
+
+    /// Ends every open leg of `session_id` (the session is gone) and returns them.
+    async fn end_session_legs(&self, session_id: &str, now: i64) -> Result<Vec<Leg>, StoreError>;
+
+    /// Every open leg, with its order's channel and whether the order was stopped.
+    async fn open_legs(&self) -> Result<Vec<OpenLeg>, StoreError>;
+
+    /// The recordings of a stopped order have been stopped upstream: end its legs and delete it.
+    async fn finish_stopped_order(&self, recording_id: &str, now: i64) -> Result<(), StoreError>;
+
+    /// Deletes expired orders and stopped orders without open legs; returns how many went.
+    async fn sweep(&self, now: i64) -> Result<usize, StoreError>;
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
-use super::{Leg, Order, Store, StoreError};
+use super::{Leg, OpenLeg, Order, Store, StoreError};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS orders (
@@ -96,6 +96,16 @@ fn unavailable(path: &Path, error: rusqlite::Error) -> StoreError {
 
 fn sql_error(error: rusqlite::Error) -> StoreError {
     StoreError::Unavailable(format!("sqlite: {error}"))
+}
+
+fn leg_from_row(row: &Row<'_>) -> rusqlite::Result<Leg> {
+    Ok(Leg {
+        recording_id: row.get(0)?,
+        session_id: row.get(1)?,
+        upstream_recording_id: row.get(2)?,
+        started_at: row.get(3)?,
+        ended_at: row.get(4)?,
+    })
 }
 
 fn order_from_row(row: &Row<'_>) -> rusqlite::Result<Order> {
@@ -250,18 +260,76 @@ impl Store for SqliteStore {
                      FROM legs WHERE recording_id = ?1 ORDER BY started_at, session_id",
                 )
                 .map_err(sql_error)?;
+            let rows = statement.query_map(params![recording_id], leg_from_row).map_err(sql_error)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(sql_error)
+        })
+        .await
+    }
+
+    async fn end_session_legs(&self, session_id: &str, now: i64) -> Result<Vec<Leg>, StoreError> {
+        let session_id = session_id.to_owned();
+        self.with_connection(move |connection| {
+            let mut statement = connection
+                .prepare_cached(
+                    "UPDATE legs SET ended_at = ?2 WHERE session_id = ?1 AND ended_at IS NULL
+                     RETURNING recording_id, session_id, upstream_recording_id, started_at, ended_at",
+                )
+                .map_err(sql_error)?;
+            let rows = statement.query_map(params![session_id, now], leg_from_row).map_err(sql_error)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(sql_error)
+        })
+        .await
+    }
+
+    async fn open_legs(&self) -> Result<Vec<OpenLeg>, StoreError> {
+        self.with_connection(move |connection| {
+            let mut statement = connection
+                .prepare_cached(
+                    "SELECT legs.recording_id, legs.session_id, legs.upstream_recording_id, legs.started_at, legs.ended_at,
+                            orders.channel_id, orders.stopped_at IS NOT NULL
+                     FROM legs JOIN orders ON orders.recording_id = legs.recording_id
+                     WHERE legs.ended_at IS NULL ORDER BY legs.started_at",
+                )
+                .map_err(sql_error)?;
             let rows = statement
-                .query_map(params![recording_id], |row| {
-                    Ok(Leg {
-                        recording_id: row.get(0)?,
-                        session_id: row.get(1)?,
-                        upstream_recording_id: row.get(2)?,
-                        started_at: row.get(3)?,
-                        ended_at: row.get(4)?,
-                    })
-                })
+                .query_map([], |row| Ok(OpenLeg { leg: leg_from_row(row)?, channel_id: row.get(5)?, order_stopped: row.get(6)? }))
                 .map_err(sql_error)?;
             rows.collect::<Result<Vec<_>, _>>().map_err(sql_error)
+        })
+        .await
+    }
+
+    async fn finish_stopped_order(&self, recording_id: &str, now: i64) -> Result<(), StoreError> {
+        let recording_id = recording_id.to_owned();
+        self.with_connection(move |connection| {
+            let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql_error)?;
+            transaction
+                .execute("UPDATE legs SET ended_at = ?2 WHERE recording_id = ?1 AND ended_at IS NULL", params![recording_id, now])
+                .map_err(sql_error)?;
+            transaction
+                .execute("DELETE FROM orders WHERE recording_id = ?1 AND stopped_at IS NOT NULL", params![recording_id])
+                .map_err(sql_error)?;
+            transaction.commit().map_err(sql_error)
+        })
+        .await
+    }
+
+    async fn sweep(&self, now: i64) -> Result<usize, StoreError> {
+        self.with_connection(move |connection| {
+            let expired = connection
+                .execute(
+                    "DELETE FROM orders WHERE stopped_at IS NULL AND expire_time > 0 AND expired_at <= ?1",
+                    params![now],
+                )
+                .map_err(sql_error)?;
+            let stopped = connection
+                .execute(
+                    "DELETE FROM orders WHERE stopped_at IS NOT NULL AND NOT EXISTS
+                        (SELECT 1 FROM legs WHERE legs.recording_id = orders.recording_id AND legs.ended_at IS NULL)",
+                    [],
+                )
+                .map_err(sql_error)?;
+            Ok(expired + stopped)
         })
         .await
     }
@@ -378,6 +446,62 @@ mod tests {
         drop(store);
         let reopened = SqliteStore::open(&path, Duration::from_secs(5)).unwrap();
         assert_eq!(reopened.active_orders(1_001).await.unwrap(), vec![no_metadata, text_metadata]);
+    }
+
+    fn leg(order: &Order, session: &str) -> Leg {
+        Leg {
+            recording_id: order.recording_id.clone(),
+            session_id: session.into(),
+            upstream_recording_id: None,
+            started_at: 1_001,
+            ended_at: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn open_legs_follow_sessions_and_stopped_orders() {
+        let (store, path) = temp_store();
+        let kept = order("kept", 1_000, 0);
+        let stopped = order("stopped", 1_000, 0);
+        store.create_order(&kept).await.unwrap();
+        store.create_order(&stopped).await.unwrap();
+        store.record_leg(&leg(&kept, "S-kept")).await.unwrap();
+        store.record_leg(&leg(&stopped, "S-stopped")).await.unwrap();
+        store.stop_order("stopped", 1_002).await.unwrap();
+        let open = store.open_legs().await.unwrap();
+        assert_eq!(open.len(), 2);
+        let flags: Vec<(&str, bool)> = open.iter().map(|o| (o.channel_id.as_str(), o.order_stopped)).collect();
+        assert!(flags.contains(&("kept", false)) && flags.contains(&("stopped", true)), "{flags:?}");
+
+        // The kept order's session ends: its leg closes, the order stays.
+        let ended = store.end_session_legs("S-kept", 1_003).await.unwrap();
+        assert_eq!(ended.len(), 1);
+        assert_eq!(ended[0].ended_at, Some(1_003));
+        assert!(store.active_order("kept", 1_003).await.unwrap().is_some());
+
+        // The stopped order's recording was stopped upstream: the order goes.
+        store.finish_stopped_order(&stopped.recording_id, 1_004).await.unwrap();
+        assert!(store.open_legs().await.unwrap().is_empty());
+        let rows: i64 = Connection::open(&path).unwrap().query_row("SELECT count(*) FROM orders", [], |r| r.get(0)).unwrap();
+        assert_eq!(rows, 1);
+    }
+
+    #[tokio::test]
+    async fn sweep_deletes_expired_and_finished_orders_only() {
+        let (store, path) = temp_store();
+        store.create_order(&order("expired", 1_000, 10)).await.unwrap();
+        store.create_order(&order("live", 1_000, 100)).await.unwrap();
+        store.create_order(&order("forever", 1_000, 0)).await.unwrap();
+        let stopped_with_leg = order("stopped", 1_000, 0);
+        store.create_order(&stopped_with_leg).await.unwrap();
+        store.record_leg(&leg(&stopped_with_leg, "S")).await.unwrap();
+        store.stop_order("stopped", 1_001).await.unwrap();
+        assert_eq!(store.sweep(1_050).await.unwrap(), 1);
+        let count = || -> i64 { Connection::open(&path).unwrap().query_row("SELECT count(*) FROM orders", [], |r| r.get(0)).unwrap() };
+        assert_eq!(count(), 3, "expired order deleted; live, forever and the stopped one with an open leg kept");
+        store.end_session_legs("S", 1_060).await.unwrap();
+        assert_eq!(store.sweep(1_060).await.unwrap(), 1);
+        assert_eq!(count(), 2);
     }
 
     #[tokio::test]

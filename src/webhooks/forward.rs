@@ -1,0 +1,73 @@
+//! Forwards a webhook request to the operator's own endpoint and returns its complete reply.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, StatusCode, Uri, header};
+use http_body_util::{BodyExt, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use crate::body::{Body, full};
+use crate::error::ShimError;
+use crate::upstream::headers::strip_hop_by_hop;
+
+/// The complete reply of a forward target.
+#[derive(Clone, Debug)]
+pub struct Forwarded {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// A pooled client for webhook forward targets.
+#[derive(Clone)]
+pub struct Forwarder {
+    client: Client<HttpConnector, Body>,
+    max_reply_bytes: usize,
+}
+
+impl Forwarder {
+    pub fn new(connect_timeout: Duration, max_reply_bytes: usize) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(connect_timeout));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_timer(TokioTimer::new())
+            .build(connector);
+        Self { client, max_reply_bytes }
+    }
+
+    /// POSTs `body` with the caller's end-to-end headers to `target` within `deadline`.
+    pub async fn post(&self, target: &Uri, caller_headers: &HeaderMap, body: Bytes, deadline: Duration) -> Result<Forwarded, ShimError> {
+        let mut request = Request::new(full(body));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = target.clone();
+        let mut headers = caller_headers.clone();
+        strip_hop_by_hop(&mut headers);
+        headers.remove(header::HOST);
+        headers.remove(header::CONTENT_LENGTH);
+        *request.headers_mut() = headers;
+        let exchange = async {
+            let response = self
+                .client
+                .request(request)
+                .await
+                .map_err(|error| ShimError::UpstreamUnavailable(format!("webhook forward to {target}: {error}")))?;
+            let (parts, body) = response.into_parts();
+            let body = Limited::new(body, self.max_reply_bytes)
+                .collect()
+                .await
+                .map_err(|error| ShimError::UpstreamError(format!("webhook forward to {target}: reading the reply: {error}")))?
+                .to_bytes();
+            let mut headers = parts.headers;
+            strip_hop_by_hop(&mut headers);
+            Ok(Forwarded { status: parts.status, headers, body })
+        };
+        tokio::time::timeout(deadline, exchange)
+            .await
+            .unwrap_or_else(|_| Err(ShimError::UpstreamTimeout(format!("webhook forward to {target} took longer than {deadline:?}"))))
+    }
+}
