@@ -4,7 +4,8 @@
 //! The single-live-order-per-channel rule is enforced twice: inside a `BEGIN IMMEDIATE`
 //! transaction (which serialises writers, also across processes sharing the file) and by a
 //! partial unique index as the last line of defence. Blocking SQLite calls run on tokio's
-//! blocking pool.
+//! blocking pool. Reads use their own connection, so a read (the session webhook's order
+//! lookup) never waits behind a write's fsync: WAL lets readers and a writer run at once.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -49,7 +50,8 @@ const ACTIVE: &str = "stopped_at IS NULL AND (expire_time = 0 OR expired_at > :n
 /// SQLite-backed order store.
 #[derive(Clone)]
 pub struct SqliteStore {
-    connection: Arc<Mutex<Connection>>,
+    writer: Arc<Mutex<Connection>>,
+    reader: Arc<Mutex<Connection>>,
     path: PathBuf,
 }
 
@@ -61,26 +63,80 @@ impl SqliteStore {
             std::fs::create_dir_all(parent)
                 .map_err(|error| StoreError::Unavailable(format!("{}: cannot create directory: {error}", parent.display())))?;
         }
-        let connection = Connection::open(path).map_err(|error| unavailable(path, error))?;
-        connection.busy_timeout(busy_timeout).map_err(|error| unavailable(path, error))?;
-        connection
-            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
-            .map_err(|error| unavailable(path, error))?;
-        connection.execute_batch(SCHEMA).map_err(|error| unavailable(path, error))?;
-        Ok(Self { connection: Arc::new(Mutex::new(connection)), path: path.to_owned() })
+        let open = || -> Result<Connection, StoreError> {
+            let connection = Connection::open(path).map_err(|error| unavailable(path, error))?;
+            connection.busy_timeout(busy_timeout).map_err(|error| unavailable(path, error))?;
+            connection
+                .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
+                .map_err(|error| unavailable(path, error))?;
+            Ok(connection)
+        };
+        let writer = open()?;
+        writer.execute_batch(SCHEMA).map_err(|error| unavailable(path, error))?;
+        let reader = open()?;
+        Ok(Self { writer: Arc::new(Mutex::new(writer)), reader: Arc::new(Mutex::new(reader)), path: path.to_owned() })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// Runs `work` on the blocking pool with the connection locked.
+    /// Writes many orders in one transaction (bulk loads for benchmarks and migrations); the
+    /// one-active-order-per-channel rule still holds through the unique index.
+    pub async fn insert_many(&self, orders: Vec<Order>) -> Result<(), StoreError> {
+        self.with_connection(move |connection| {
+            let transaction = connection.transaction().map_err(sql_error)?;
+            {
+                let mut insert = transaction
+                    .prepare_cached(
+                        "INSERT INTO orders (recording_id, channel_id, created_at, expire_time, expired_at, split_duration, split_only, metadata)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    )
+                    .map_err(sql_error)?;
+                for order in &orders {
+                    let metadata = order.metadata.as_ref().map(serde_json::Value::to_string);
+                    insert
+                        .execute(params![
+                            order.recording_id,
+                            order.channel_id,
+                            order.created_at,
+                            order.expire_time,
+                            order.expired_at,
+                            order.split_duration,
+                            order.split_only,
+                            metadata
+                        ])
+                        .map_err(sql_error)?;
+                }
+            }
+            transaction.commit().map_err(sql_error)
+        })
+        .await
+    }
+
+    /// Runs `work` on the blocking pool with the writing connection locked.
     async fn with_connection<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let connection = Arc::clone(&self.connection);
+        Self::on(Arc::clone(&self.writer), work).await
+    }
+
+    /// Runs read-only `work` on the blocking pool with the reading connection locked.
+    async fn reading<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        Self::on(Arc::clone(&self.reader), work).await
+    }
+
+    async fn on<T, F>(connection: Arc<Mutex<Connection>>, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
         tokio::task::spawn_blocking(move || {
             let mut guard = connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             work(&mut guard)
@@ -177,7 +233,7 @@ impl Store for SqliteStore {
 
     async fn active_order(&self, channel_id: &str, now: i64) -> Result<Option<Order>, StoreError> {
         let channel_id = channel_id.to_owned();
-        self.with_connection(move |connection| {
+        self.reading(move |connection| {
             connection
                 .query_row(
                     &format!("SELECT {ORDER_COLUMNS} FROM orders WHERE channel_id = :channel AND {ACTIVE}"),
@@ -221,7 +277,7 @@ impl Store for SqliteStore {
     }
 
     async fn active_orders(&self, now: i64) -> Result<Vec<Order>, StoreError> {
-        self.with_connection(move |connection| {
+        self.reading(move |connection| {
             let mut statement = connection
                 .prepare_cached(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE {ACTIVE} ORDER BY channel_id"))
                 .map_err(sql_error)?;
@@ -253,7 +309,7 @@ impl Store for SqliteStore {
 
     async fn legs(&self, recording_id: &str) -> Result<Vec<Leg>, StoreError> {
         let recording_id = recording_id.to_owned();
-        self.with_connection(move |connection| {
+        self.reading(move |connection| {
             let mut statement = connection
                 .prepare_cached(
                     "SELECT recording_id, session_id, upstream_recording_id, started_at, ended_at
@@ -282,7 +338,7 @@ impl Store for SqliteStore {
     }
 
     async fn open_legs(&self) -> Result<Vec<OpenLeg>, StoreError> {
-        self.with_connection(move |connection| {
+        self.reading(move |connection| {
             let mut statement = connection
                 .prepare_cached(
                     "SELECT legs.recording_id, legs.session_id, legs.upstream_recording_id, legs.started_at, legs.ended_at,

@@ -299,3 +299,98 @@ pub fn stored_orders(store: &Path) -> Vec<(String, String, Option<i64>)> {
     let mut statement = connection.prepare("SELECT recording_id, channel_id, stopped_at FROM orders ORDER BY recording_id").unwrap();
     statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?))).unwrap().map(Result::unwrap).collect()
 }
+
+/// Points the emulator's webhooks somewhere (at run time, so a shim on a port chosen by the OS
+/// can be wired after both have started). `None` leaves a URL as it is.
+pub async fn set_sim_webhooks(sim: &Process, session: Option<&str>, event: Option<&str>) {
+    let mut body = serde_json::Map::new();
+    if let Some(url) = session {
+        body.insert("session_webhook_url".into(), Value::from(url));
+    }
+    if let Some(url) = event {
+        body.insert("event_webhook_url".into(), Value::from(url));
+    }
+    post_json(&format!("{}/sim/webhooks", sim.url), Value::Object(body)).await;
+}
+
+/// A sim and a shim in front of it, with the sim's session webhook pointing at the shim.
+pub async fn start_pair(options: impl FnOnce(ShimOptions) -> ShimOptions) -> (Process, Process, ShimOptions) {
+    let sim = start_sim(&[]);
+    let options = options(ShimOptions::new(&sim.url));
+    let shim = start_shim(&options);
+    set_sim_webhooks(&sim, Some(&format!("{}/hooks/session", shim.url)), None).await;
+    (sim, shim, options)
+}
+
+/// Restarts a shim on the address it had, so webhooks pointing at it keep working.
+pub fn restart_shim(old: &mut Process, options: &ShimOptions) -> Process {
+    let address = old.addr().to_owned();
+    old.kill();
+    let mut options = ShimOptions { upstream: options.upstream.clone(), store: options.store.clone(), env: options.env.clone(), args: options.args.clone() };
+    options.args.extend(["--listen".to_owned(), address]);
+    start_shim(&options)
+}
+
+/// One request captured by a [`Receiver`].
+#[derive(Clone, Debug)]
+pub struct Captured {
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// A tiny HTTP server standing in for an operator's webhook endpoint: it records every request
+/// and answers with a fixed status and body.
+pub struct Receiver {
+    pub url: String,
+    pub captured: std::sync::Arc<std::sync::Mutex<Vec<Captured>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Receiver {
+    pub async fn start(status: u16, body: &str) -> Receiver {
+        use hyper::service::service_fn;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let captured = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let reply = Bytes::from(body.to_owned());
+        let store = captured.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { break };
+                let store = store.clone();
+                let reply = reply.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                        let store = store.clone();
+                        let reply = reply.clone();
+                        async move {
+                            let path = request.uri().path().to_owned();
+                            let headers = request.headers().clone();
+                            let body = request.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+                            store.lock().unwrap().push(Captured { path, headers, body });
+                            let mut response = hyper::Response::new(Full::new(reply));
+                            *response.status_mut() = http::StatusCode::from_u16(status).unwrap();
+                            response.headers_mut().insert("content-type", "application/json".parse().unwrap());
+                            Ok::<_, std::convert::Infallible>(response)
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Receiver { url, captured, task }
+    }
+
+    pub fn requests(&self) -> Vec<Captured> {
+        self.captured.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

@@ -1,0 +1,375 @@
+//! Legacy recording semantics across sessions (cases 10, 11, 14, 15 of the real-client cases),
+//! the session webhook and its forwarding, the reconciler, expiry, and upstream failure on Start.
+//! The session webhook is always sent by `sora-sim` itself, never faked by the test.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{Value, json};
+
+const START: &str = "Sora_20161101.StartRecording";
+const STOP: &str = "Sora_20161101.StopRecording";
+const GET_STARTED: &str = "Sora_20161101.GetStartedRecording";
+
+/// Reconciler so slow it never acts during a test after its first pass: the webhook must do the work.
+fn webhook_only(options: ShimOptions) -> ShimOptions {
+    options.env("SORA_SHIM__RECONCILER__INTERVAL_MS", "600000")
+}
+
+fn fast_reconciler(options: ShimOptions) -> ShimOptions {
+    options.env("SORA_SHIM__RECONCILER__INTERVAL_MS", "200")
+}
+
+async fn recordings_of(sim: &Process, channel: &str) -> Vec<Value> {
+    let state = get_json(&format!("{}/sim/state", sim.url)).await;
+    state["recordings"].as_array().unwrap().iter().filter(|r| r["channel_id"] == channel).cloned().collect()
+}
+
+async fn wait_recording(sim: &Process, channel: &str, recording: bool) -> Option<Value> {
+    wait_for(&format!("{channel} recording = {recording}"), Duration::from_secs(10), || async {
+        let session = sim_session(sim, channel).await;
+        let now = session.as_ref().and_then(|s| s.get("recording")).is_some_and(Value::is_object);
+        (now == recording).then_some(session)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn case_10_start_before_anyone_joins() {
+    let (sim, shim, _) = start_pair(webhook_only).await;
+    let reply = api(&shim.url, START, json!({"channel_id": "lobby", "expire_time": 600})).await;
+    assert_eq!(reply.status, 200);
+    let recording_id = reply.json()["recording_id"].clone();
+    assert!(is_ulid(&recording_id));
+    assert!(sim_session(&sim, "lobby").await.is_none());
+
+    connect(&sim, "lobby").await;
+    // The emulator applied the webhook reply before answering the connect: recording from the start.
+    let session = sim_session(&sim, "lobby").await.unwrap();
+    let recording = &session["recording"];
+    assert!(recording.is_object(), "{session}");
+    let expire_time = recording["expire_time"].as_i64().unwrap();
+    assert!((598..=600).contains(&expire_time), "remaining expire_time {expire_time}");
+    assert_eq!(recording["format"], "webm");
+    let started = recordings_of(&sim, "lobby").await;
+    assert_eq!(started.len(), 1);
+    assert_eq!(started[0]["started_by"], "session-webhook");
+    assert_eq!(api(&shim.url, GET_STARTED, json!({"channel_id": "lobby"})).await.json()["recording_id"], recording_id);
+}
+
+#[tokio::test]
+async fn case_11_recording_across_sessions() {
+    let (sim, shim, options) = start_pair(webhook_only).await;
+    let started = api(&shim.url, START, json!({"channel_id": "c", "expire_time": 3600})).await.json();
+    let first = connect(&sim, "c").await;
+    let first_session = sim_session(&sim, "c").await.unwrap();
+    assert!(first_session["recording"].is_object());
+
+    let left = disconnect(&sim, &first).await;
+    assert_eq!(left["session_destroyed"], true);
+    assert!(sim_session(&sim, "c").await.is_none());
+    let still = api(&shim.url, GET_STARTED, json!({"channel_id": "c"})).await;
+    assert_eq!(still.status, 200);
+    assert_eq!(still.json()["recording_id"], started["recording_id"]);
+
+    connect(&sim, "c").await;
+    let second_session = sim_session(&sim, "c").await.unwrap();
+    assert_ne!(second_session["session_id"], first_session["session_id"]);
+    assert!(second_session["recording"].is_object(), "the new session records too");
+
+    let stop = api(&shim.url, STOP, json!({"channel_id": "c"})).await;
+    assert_eq!((stop.status, stop.text()), (200, r#"{"channel_id":"c"}"#.to_owned()));
+    wait_recording(&sim, "c", false).await;
+    let recordings = recordings_of(&sim, "c").await;
+    assert_eq!(recordings.len(), 2);
+    assert_eq!(recordings[0]["end_reason"], "session-destroyed");
+    assert_eq!(recordings[1]["end_reason"], "stopped");
+
+    // Both legs were recorded against the one order, and the finished order left the store.
+    wait_for("the stopped order to leave the store", Duration::from_secs(5), || async {
+        stored_orders(&options.store).is_empty().then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn case_14_expiry_mid_way() {
+    let (sim, shim, options) = start_pair(webhook_only).await;
+    let begun = Instant::now();
+    assert_eq!(api(&shim.url, START, json!({"channel_id": "short", "expire_time": 2})).await.status, 200);
+    assert_eq!(api(&shim.url, GET_STARTED, json!({"channel_id": "short"})).await.status, 200);
+    // After 3 s the order is gone for every target.
+    tokio::time::sleep(Duration::from_secs(3).saturating_sub(begun.elapsed())).await;
+    api(&shim.url, GET_STARTED, json!({"channel_id": "short"})).await.assert_legacy_error(400, "NOT-STARTED-RECORDING");
+    assert_eq!(api(&shim.url, "Sora_20161101.ListStartedRecording", json!({})).await.text(), "[]");
+    // A session created after that does not record.
+    connect(&sim, "short").await;
+    let session = sim_session(&sim, "short").await.unwrap();
+    assert!(session.get("recording").is_none(), "{session}");
+    assert!(recordings_of(&sim, "short").await.is_empty());
+    assert!(stored_orders(&options.store).len() <= 1);
+}
+
+#[tokio::test]
+async fn expiry_during_a_session_ends_the_upstream_recording() {
+    let (sim, shim, _) = start_pair(webhook_only).await;
+    connect(&sim, "mid").await;
+    assert_eq!(api(&shim.url, START, json!({"channel_id": "mid", "expire_time": 2})).await.status, 200);
+    assert!(sim_session(&sim, "mid").await.unwrap()["recording"].is_object());
+    wait_recording(&sim, "mid", false).await;
+    assert_eq!(recordings_of(&sim, "mid").await[0]["end_reason"], "expired");
+}
+
+#[tokio::test]
+async fn expired_orders_are_swept_from_the_store() {
+    let (_sim, shim, options) = start_pair(fast_reconciler).await;
+    assert_eq!(api(&shim.url, START, json!({"channel_id": "sweep", "expire_time": 1})).await.status, 200);
+    assert_eq!(stored_orders(&options.store).len(), 1);
+    // Nobody reads the order again: the periodic sweep alone deletes it.
+    wait_for("the sweep", Duration::from_secs(10), || async { stored_orders(&options.store).is_empty().then_some(()) }).await;
+}
+
+#[tokio::test]
+async fn case_15_metadata_reaches_the_upstream_as_object_or_wrapped() {
+    let (sim, shim, _) = start_pair(webhook_only).await;
+    api(&shim.url, START, json!({"channel_id": "m-object", "expire_time": 0, "metadata": {"room": "r1"}})).await;
+    api(&shim.url, START, json!({"channel_id": "m-text", "expire_time": 0, "metadata": "r1"})).await;
+    connect(&sim, "m-object").await;
+    connect(&sim, "m-text").await;
+    assert_eq!(sim_session(&sim, "m-object").await.unwrap()["recording"]["metadata"], json!({"room": "r1"}));
+    assert_eq!(sim_session(&sim, "m-text").await.unwrap()["recording"]["metadata"], json!({"legacy_metadata": "r1"}));
+}
+
+#[tokio::test]
+async fn split_options_reach_the_session_through_the_webhook() {
+    let (sim, shim, _) = start_pair(webhook_only).await;
+    api(&shim.url, START, json!({"channel_id": "split", "expire_time": 0, "split_duration": 3600, "split_only": true})).await;
+    connect(&sim, "split").await;
+    let recording = sim_session(&sim, "split").await.unwrap()["recording"].clone();
+    assert_eq!((recording["split_only"].as_bool(), recording["split_duration"].as_i64()), (Some(true), Some(3600)));
+    assert!(recording.get("expire_time").is_none() || recording["expire_time"].is_null());
+}
+
+#[tokio::test]
+async fn reconciler_starts_a_recording_whose_webhook_was_missed() {
+    let sim = start_sim(&[]);
+    let options = fast_reconciler(ShimOptions::new(&sim.url));
+    let shim = start_shim(&options);
+    // The emulator's session webhook is not wired to the shim: the webhook is "missed".
+    assert_eq!(api(&shim.url, START, json!({"channel_id": "missed", "expire_time": 0})).await.status, 200);
+    connect(&sim, "missed").await;
+    wait_recording(&sim, "missed", true).await;
+    assert_eq!(recordings_of(&sim, "missed").await[0]["started_by"], "api");
+}
+
+#[tokio::test]
+async fn reconciler_stops_a_recording_whose_order_was_stopped_while_the_upstream_was_unreachable() {
+    let (sim, shim, options) = start_pair(fast_reconciler).await;
+    assert_eq!(api(&shim.url, START, json!({"channel_id": "stuck", "expire_time": 0})).await.status, 200);
+    connect(&sim, "stuck").await;
+    wait_recording(&sim, "stuck", true).await;
+
+    // The upstream drops every StopRecording: the shim's own stop fails.
+    post_json(&format!("{}/sim/faults", sim.url), json!({"target": "Sora_20231220.StopRecording", "drop": true})).await;
+    assert_eq!(api(&shim.url, STOP, json!({"channel_id": "stuck"})).await.status, 200);
+    api(&shim.url, GET_STARTED, json!({"channel_id": "stuck"})).await.assert_legacy_error(400, "NOT-STARTED-RECORDING");
+    assert!(sim_session(&sim, "stuck").await.unwrap()["recording"].is_object(), "still recording upstream");
+    assert_eq!(stored_orders(&options.store).len(), 1, "the stopped order is kept while its recording runs");
+
+    // The upstream answers again: the reconciler stops the recording and forgets the order.
+    let cleared = send(
+        http::Request::builder().method("DELETE").uri(format!("{}/sim/faults", sim.url)).body(http_body_util::Full::new(bytes::Bytes::new())).unwrap(),
+    )
+    .await;
+    assert_eq!(cleared.status, 200);
+    wait_recording(&sim, "stuck", false).await;
+    assert_eq!(recordings_of(&sim, "stuck").await[0]["end_reason"], "stopped");
+    wait_for("the finished order to leave the store", Duration::from_secs(5), || async {
+        stored_orders(&options.store).is_empty().then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn reconciler_never_touches_recordings_it_did_not_start() {
+    let (sim, shim, _) = start_pair(fast_reconciler).await;
+    connect(&sim, "native").await;
+    let native = post(&shim.url, "/", Some("Sora_20231220.StartRecording"), r#"{"channel_id":"native"}"#, &[]).await;
+    assert_eq!(native.status, 200);
+    // A legacy order on another channel, started and stopped, gives the reconciler work to do.
+    connect(&sim, "legacy").await;
+    api(&shim.url, START, json!({"channel_id": "legacy", "expire_time": 0})).await;
+    api(&shim.url, STOP, json!({"channel_id": "legacy"})).await;
+    // Several reconciler passes later the native recording still runs.
+    let journal_len = |entries: Vec<Value>| entries.len();
+    let passes_before = journal_len(journal(&sim, "Sora_20231220.ListSessions").await);
+    wait_for("three reconciler passes", Duration::from_secs(10), || async {
+        (journal_len(journal(&sim, "Sora_20231220.ListSessions").await) >= passes_before + 3).then_some(())
+    })
+    .await;
+    let session = sim_session(&sim, "native").await.unwrap();
+    assert_eq!(session["recording"]["recording_id"], native.json()["recording_id"]);
+}
+
+#[tokio::test]
+async fn upstream_failure_on_start_is_accepted_and_started_later() {
+    let (sim, shim, _) = start_pair(fast_reconciler).await;
+    connect(&sim, "flaky").await;
+    post_json(&format!("{}/sim/faults", sim.url), json!({"target": "Sora_20231220.StartRecording", "drop": true})).await;
+    let reply = api(&shim.url, START, json!({"channel_id": "flaky", "expire_time": 0})).await;
+    assert_eq!(reply.status, 200, "accepted although the upstream dropped the start");
+    assert!(sim_session(&sim, "flaky").await.unwrap().get("recording").is_none());
+    let cleared = send(
+        http::Request::builder().method("DELETE").uri(format!("{}/sim/faults", sim.url)).body(http_body_util::Full::new(bytes::Bytes::new())).unwrap(),
+    )
+    .await;
+    assert_eq!(cleared.status, 200);
+    wait_recording(&sim, "flaky", true).await;
+}
+
+#[tokio::test]
+async fn orders_answered_200_survive_sigkill_during_session_creation_and_the_reconciler_catches_up() {
+    let (sim, mut shim, options) = start_pair(fast_reconciler).await;
+    // Starts and joins race each other on twenty channels while the shim is killed.
+    let channels: Vec<String> = (0..20).map(|i| format!("k{i:02}")).collect();
+    let mut starts = Vec::new();
+    for channel in &channels {
+        let url = shim.url.clone();
+        let channel = channel.clone();
+        starts.push(tokio::spawn(async move {
+            let body = json!({"channel_id": channel, "expire_time": 0}).to_string();
+            let reply = tokio::time::timeout(Duration::from_secs(5), async {
+                let request = http::Request::builder()
+                    .method("POST")
+                    .uri(format!("{url}/"))
+                    .header("x-sora-target", START)
+                    .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+                    .unwrap();
+                hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                    .build_http::<http_body_util::Full<bytes::Bytes>>()
+                    .request(request)
+                    .await
+                    .ok()
+            })
+            .await
+            .ok()
+            .flatten();
+            match reply {
+                Some(response) if response.status() == 200 => {
+                    use http_body_util::BodyExt;
+                    let body = response.into_body().collect().await.ok()?.to_bytes();
+                    let json: Value = serde_json::from_slice(&body).ok()?;
+                    Some((channel, json["recording_id"].as_str()?.to_owned()))
+                }
+                _ => None,
+            }
+        }));
+    }
+    for channel in channels.iter().take(10) {
+        connect(&sim, channel).await;
+    }
+    shim.kill();
+    // Joins while the shim is down: their session.created webhooks fail.
+    for channel in channels.iter().skip(10) {
+        connect(&sim, channel).await;
+    }
+    let mut answered = Vec::new();
+    for start in starts {
+        if let Some(pair) = start.await.unwrap() {
+            answered.push(pair);
+        }
+    }
+    assert!(!answered.is_empty(), "some Starts were answered before the kill");
+
+    let shim = restart_shim(&mut shim, &options);
+    for (channel, recording_id) in &answered {
+        let got = api(&shim.url, GET_STARTED, json!({"channel_id": channel})).await;
+        assert_eq!(got.status, 200, "{channel}: an order answered 200 was lost");
+        assert_eq!(got.json()["recording_id"], recording_id.as_str());
+    }
+    // Every session whose channel has an order ends up recording, with no new webhook.
+    let active = api(&shim.url, "Sora_20161101.ListStartedRecording", json!({})).await.json();
+    for order in active.as_array().unwrap() {
+        wait_recording(&sim, order["channel_id"].as_str().unwrap(), true).await;
+    }
+    let late: Vec<&String> = channels.iter().skip(10).filter(|c| answered.iter().any(|(a, _)| a == *c)).collect();
+    for channel in late {
+        assert!(sim_session(&sim, channel).await.unwrap()["recording"].is_object(), "{channel}");
+    }
+}
+
+/// A session.created event as Sora sends it (for the tests that look at the reply itself).
+fn created_event(channel: &str) -> Value {
+    json!({"type": "session.created", "channel_id": channel, "session_id": "S-test", "id": "E1"})
+}
+
+#[tokio::test]
+async fn forwarded_session_webhook_reply_is_the_base() {
+    let receiver = Receiver::start(200, r#"{"operator_key":"kept"}"#).await;
+    let hook = format!("{}/operator-hook", receiver.url);
+    let (sim, shim, _) = start_pair(|o| webhook_only(o).env("SORA_SHIM__SESSION_WEBHOOK__FORWARD_URL", &hook)).await;
+    api(&shim.url, START, json!({"channel_id": "fwd", "expire_time": 0})).await;
+    connect(&sim, "fwd").await;
+    assert!(sim_session(&sim, "fwd").await.unwrap()["recording"].is_object());
+    let forwarded = receiver.requests();
+    assert_eq!(forwarded.len(), 1);
+    assert_eq!(forwarded[0].path, "/operator-hook");
+    let event: Value = serde_json::from_slice(&forwarded[0].body).unwrap();
+    assert_eq!((event["type"].as_str(), event["channel_id"].as_str()), (Some("session.created"), Some("fwd")));
+
+    // The reply merges the operator's keys with the recording keys.
+    let reply = post(&shim.url, "/hooks/session", None, &created_event("fwd").to_string(), &[]).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.json(), json!({"operator_key": "kept", "recording": true, "format": "webm"}));
+    // Without an order, the operator's reply goes back as it is.
+    let reply = post(&shim.url, "/hooks/session", None, &created_event("no-order").to_string(), &[]).await;
+    assert_eq!(reply.json(), json!({"operator_key": "kept"}));
+}
+
+#[tokio::test]
+async fn an_operator_reply_that_sets_recording_wins() {
+    let receiver = Receiver::start(200, r#"{"recording":false}"#).await;
+    let hook = format!("{}/hook", receiver.url);
+    let (sim, shim, _) = start_pair(|o| webhook_only(o).env("SORA_SHIM__SESSION_WEBHOOK__FORWARD_URL", &hook)).await;
+    api(&shim.url, START, json!({"channel_id": "veto", "expire_time": 0})).await;
+    connect(&sim, "veto").await;
+    assert!(sim_session(&sim, "veto").await.unwrap().get("recording").is_none());
+}
+
+#[tokio::test]
+async fn forward_failures_fail_by_default_and_can_be_ignored() {
+    let dead = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/hook", listener.local_addr().unwrap())
+    };
+    let (sim, shim, _) = start_pair(|o| webhook_only(o).env("SORA_SHIM__SESSION_WEBHOOK__FORWARD_URL", &dead)).await;
+    api(&shim.url, START, json!({"channel_id": "down", "expire_time": 0})).await;
+    post(&shim.url, "/hooks/session", None, &created_event("down").to_string(), &[]).await.assert_legacy_error(502, "UPSTREAM-UNAVAILABLE");
+    connect(&sim, "down").await;
+    assert!(sim_session(&sim, "down").await.unwrap().get("recording").is_none(), "Sora got the failure");
+
+    let (sim, shim, _) = start_pair(|o| {
+        webhook_only(o).env("SORA_SHIM__SESSION_WEBHOOK__FORWARD_URL", &dead).env("SORA_SHIM__SESSION_WEBHOOK__ON_FORWARD_ERROR", "ignore")
+    })
+    .await;
+    api(&shim.url, START, json!({"channel_id": "down", "expire_time": 0})).await;
+    connect(&sim, "down").await;
+    assert!(sim_session(&sim, "down").await.unwrap()["recording"].is_object());
+
+    // An operator hook answering an error: that very answer goes back to Sora.
+    let failing = Receiver::start(500, r#"{"error":"operator says no"}"#).await;
+    let hook = format!("{}/hook", failing.url);
+    let (_sim, shim, _) = start_pair(|o| webhook_only(o).env("SORA_SHIM__SESSION_WEBHOOK__FORWARD_URL", &hook)).await;
+    let reply = post(&shim.url, "/hooks/session", None, &created_event("x").to_string(), &[]).await;
+    assert_eq!((reply.status, reply.text()), (500, r#"{"error":"operator says no"}"#.to_owned()));
+}
+
+#[tokio::test]
+async fn session_webhook_rejects_non_json_without_a_forward_target() {
+    let (_sim, shim, _) = start_pair(webhook_only).await;
+    post(&shim.url, "/hooks/session", None, "not json", &[]).await.assert_legacy_error(400, "INVALID-JSON");
+    let other = post(&shim.url, "/hooks/session", None, r#"{"type":"session.updated","session_id":"S"}"#, &[]).await;
+    assert_eq!((other.status, other.text()), (200, "{}".to_owned()));
+}
