@@ -74,7 +74,6 @@ pub fn main() -> ExitCode {
                 Ok(runtime) => match runtime.block_on(run(config, mappings)) {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(message) => {
-                        tracing::error!("{message}");
                         eprintln!("error: {message}");
                         ExitCode::FAILURE
                     }
@@ -138,7 +137,8 @@ fn init_tracing(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(std::io::stderr().is_terminal()).with_writer(std::io::stderr).init();
 }
 
 /// Serves the shim until SIGINT/SIGTERM.
@@ -187,7 +187,9 @@ async fn start_bundled_emulator(shim: SocketAddr) -> Result<String, String> {
         "NO UPSTREAM CONFIGURED: started the bundled Sora emulator (sora-sim) at {url}. \
          Recordings are emulated, not real. Set --upstream or SORA_SHIM__UPSTREAM__URL to front a real Sora."
     );
-    announce(&format!("upstream {url} (bundled sora-sim emulator; control plane at {url}/sim/)"));
+    announce(&format!(
+        "upstream {url} (bundled sora-sim emulator; control plane: POST {url}/sim/connect, POST {url}/sim/disconnect, GET {url}/sim/state)"
+    ));
     Ok(url)
 }
 

@@ -105,8 +105,8 @@ pub enum ShimError {
     InvalidSplitDuration(String),
     #[error("invalid split_only: {0}")]
     InvalidSplitOnly(String),
-    #[error("request body larger than {limit} bytes")]
-    RequestTooLarge { limit: usize },
+    #[error("request body larger than {}", limit.map_or_else(|| "the configured limit (limits.max_body_bytes or limits.max_webhook_body_bytes)".to_owned(), |limit| format!("{limit} bytes")))]
+    RequestTooLarge { limit: Option<usize> },
     #[error("too many requests in flight")]
     Overloaded,
     #[error("store unavailable: {0}")]
@@ -151,7 +151,7 @@ pub fn legacy_error_response(error: &ShimError, names: &ErrorNames) -> Response<
     if status.is_server_error() {
         tracing::warn!(error_type = name, %error, "request failed");
     } else {
-        tracing::debug!(error_type = name, %error, "request rejected");
+        tracing::info!(error_type = name, %error, "request rejected");
     }
     let mut response = json_response(status, &serde_json::json!({ "error_type": name }));
     response.headers_mut().insert(ERROR_DETAIL_HEADER, detail_header(&error.to_string()));
@@ -187,7 +187,7 @@ mod tests {
             (ShimError::InvalidExpireTime("x".into()), 400, "INVALID-EXPIRE-TIME"),
             (ShimError::InvalidSplitDuration("x".into()), 400, "INVALID-SPLIT-DURATION"),
             (ShimError::InvalidSplitOnly("x".into()), 400, "INVALID-SPLIT-ONLY"),
-            (ShimError::RequestTooLarge { limit: 10 }, 413, "REQUEST-TOO-LARGE"),
+            (ShimError::RequestTooLarge { limit: Some(10) }, 413, "REQUEST-TOO-LARGE"),
             (ShimError::Overloaded, 503, "OVERLOADED"),
             (ShimError::StoreUnavailable("x".into()), 503, "STORE-UNAVAILABLE"),
             (ShimError::UpstreamUnavailable("x".into()), 502, "UPSTREAM-UNAVAILABLE"),

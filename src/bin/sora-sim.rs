@@ -32,6 +32,9 @@ struct Args {
     /// Error name answered when a channel has no session.
     #[arg(long, value_name = "NAME", default_value = DEFAULT_NO_SESSION_ERROR)]
     no_session_error: String,
+    /// Also serve the legacy recording API (Sora_20161101.*) with legacy Sora's semantics, as an oracle.
+    #[arg(long)]
+    legacy: bool,
     /// Log filter (e.g. `info`, `debug`, `sora_legacy_shim=trace`); defaults to the RUST_LOG variable, else info.
     #[arg(long, value_name = "FILTER")]
     log_level: Option<String>,
@@ -89,6 +92,7 @@ async fn main() -> ExitCode {
         event_webhook_url: args.event_webhook_url,
         session_linger: args.session_linger,
         no_session_error: args.no_session_error,
+        legacy: args.legacy,
     };
     sim::run(listener, options, shutdown_signal()).await;
     ExitCode::SUCCESS

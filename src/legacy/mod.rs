@@ -65,7 +65,11 @@ where
                     response.extensions_mut().insert(ReplyOrigin::Translated);
                     response
                 }
-                Err(error) => legacy_error_response(&error, &app.mappings.errors),
+                Err(error) => {
+                    let mut response = legacy_error_response(&error, &app.mappings.errors);
+                    response.extensions_mut().insert(ReplyOrigin::Translated);
+                    response
+                }
             };
             Ok(response)
         })

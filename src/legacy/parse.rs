@@ -21,7 +21,7 @@ where
         Err(error) => {
             let error: BoxError = error.into();
             if error.downcast_ref::<LengthLimitError>().is_some() {
-                Err(ShimError::RequestTooLarge { limit })
+                Err(ShimError::RequestTooLarge { limit: Some(limit) })
             } else {
                 Err(ShimError::InvalidJson(format!("the request body could not be read: {error}")))
             }
@@ -58,7 +58,7 @@ mod tests {
     #[tokio::test]
     async fn oversized_bodies_are_request_too_large() {
         let body = Limited::new(Full::new(Bytes::from(vec![b' '; 100])), 10);
-        assert!(matches!(read_body(body, 10).await, Err(ShimError::RequestTooLarge { limit: 10 })));
+        assert!(matches!(read_body(body, 10).await, Err(ShimError::RequestTooLarge { limit: Some(10) })));
         let body = Limited::new(Full::new(Bytes::from_static(b"{}")), 10);
         assert_eq!(read_body(body, 10).await.unwrap(), Bytes::from_static(b"{}"));
     }

@@ -122,7 +122,7 @@ fn error_for(error: BoxError) -> ShimError {
 fn error_for_bare_status(status: http::StatusCode) -> ShimError {
     let detail = format!("the stack answered {status}");
     match ErrorKind::for_bare_status(status) {
-        ErrorKind::RequestTooLarge => ShimError::RequestTooLarge { limit: 0 },
+        ErrorKind::RequestTooLarge => ShimError::RequestTooLarge { limit: None },
         ErrorKind::UpstreamTimeout => ShimError::UpstreamTimeout(format!("request deadline passed ({detail})")),
         ErrorKind::Overloaded => ShimError::Overloaded,
         _ => ShimError::Internal(detail),

@@ -1,6 +1,7 @@
 //! The emulated Sora API: `POST /` (any non-`/sim/` path) with the target in `x-sora-target`.
 //!
-//! Every request is journaled first, then fault rules apply, then the target is handled.
+//! Every request is journaled first, then fault rules apply, then the target is handled. The
+//! legacy targets (`Sora_20161101.*`) exist only in legacy mode.
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
@@ -10,6 +11,7 @@ use serde_json::{Map, Value, json};
 use super::emulator::{Emulator, lock};
 use super::faults::FaultAnswer;
 use super::journal::JournalEntry;
+use super::legacy;
 use super::options::RecordingOptions;
 use super::reply::{self, bad_request, parse_object};
 use super::state::{RecordingIds, StateError};
@@ -58,6 +60,11 @@ pub async fn handle(emulator: &Emulator, request: Request<Incoming>) -> Response
 
 /// The JSON answer for `target`, or the `error_type` to refuse it with.
 fn answer_target(emulator: &Emulator, target: &str, body: &[u8]) -> Result<Value, String> {
+    if emulator.options.legacy
+        && let Some(answer) = legacy::answer_target(emulator, target, body)
+    {
+        return answer.map_err(String::from);
+    }
     match target {
         START_RECORDING => start_recording(emulator, body),
         STOP_RECORDING => {

@@ -24,6 +24,7 @@ pub async fn handle(emulator: &Arc<Emulator>, request: Request<Incoming>) -> Res
         "/sim/connect" | "/sim/disconnect" => &[Method::POST],
         "/sim/state" | "/sim/requests" => &[Method::GET],
         "/sim/faults" => &[Method::GET, Method::POST, Method::DELETE],
+        "/sim/webhooks" => &[Method::GET, Method::POST],
         _ => return reply::error(StatusCode::NOT_FOUND, "NOT-FOUND"),
     };
     if !known_methods.contains(&parts.method) {
@@ -46,6 +47,7 @@ pub async fn handle(emulator: &Arc<Emulator>, request: Request<Incoming>) -> Res
                 "sessions": views::sessions(state),
                 "connections": views::connections(state),
                 "recordings": views::recordings(state),
+                "legacy_orders": views::legacy_orders(state),
             })
         })),
         (&Method::GET, "/sim/requests") => {
@@ -53,6 +55,8 @@ pub async fn handle(emulator: &Arc<Emulator>, request: Request<Incoming>) -> Res
         }
         (&Method::GET, "/sim/faults") => Ok(lock(&emulator.faults).to_json()),
         (&Method::POST, "/sim/faults") => add_fault(emulator, &fields),
+        (&Method::GET, "/sim/webhooks") => Ok(webhooks_json(emulator)),
+        (&Method::POST, "/sim/webhooks") => set_webhooks(emulator, &fields),
         _ => Ok(json!({ "cleared": lock(&emulator.faults).clear() })),
     };
     match answer {
@@ -164,4 +168,28 @@ mod tests {
         assert_eq!(parse(json!({"channel_id": "c", "video": "VP8"})).err(), Some("INVALID-VIDEO"));
         assert_eq!(parse(json!({"channel_id": "c", "client_id": 7})).err(), Some("INVALID-CLIENT-ID"));
     }
+}
+
+/// The webhook URLs in force.
+fn webhooks_json(emulator: &Emulator) -> Value {
+    let urls = emulator.webhooks.urls();
+    json!({ "session_webhook_url": urls.session, "event_webhook_url": urls.event })
+}
+
+/// `POST /sim/webhooks {"session_webhook_url"?: URL|null, "event_webhook_url"?: URL|null}`:
+/// replaces the given URLs (null removes one), leaves absent ones as they are.
+fn set_webhooks(emulator: &Emulator, fields: &Map<String, Value>) -> Result<Value, &'static str> {
+    let mut urls = emulator.webhooks.urls();
+    for (key, slot) in [("session_webhook_url", &mut urls.session), ("event_webhook_url", &mut urls.event)] {
+        match fields.get(key) {
+            None => {}
+            Some(Value::Null) => *slot = None,
+            Some(Value::String(url)) if url.parse::<http::Uri>().is_ok_and(|uri| uri.scheme_str() == Some("http")) => {
+                *slot = Some(url.clone());
+            }
+            Some(_) => return Err("INVALID-WEBHOOK-URL"),
+        }
+    }
+    emulator.webhooks.set_urls(urls);
+    Ok(webhooks_json(emulator))
 }

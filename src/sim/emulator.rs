@@ -17,7 +17,7 @@ pub struct Emulator {
     pub journal: Mutex<Journal>,
     pub faults: Mutex<FaultRules>,
     state: Mutex<SimState>,
-    webhooks: Webhooks,
+    pub(super) webhooks: Webhooks,
     /// Serialises connects per channel, so a second client waits while the first one's
     /// `session.created` webhook is in flight. One small entry per channel ever seen.
     channel_gates: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,

@@ -4,6 +4,9 @@
 //! It serves the Sora API targets the shim relies on (`POST /` with `x-sora-target`), a control
 //! plane under `/sim/` (connect/disconnect clients, inspect state and the request journal, inject
 //! faults) and sends `session.*`, `archive.available` and `recording.report` webhooks.
+//!
+//! With [`SimOptions::legacy`] it also serves the removed legacy recording API (`Sora_20161101.*`)
+//! with legacy Sora's semantics, as an oracle to compare the shim against.
 
 mod api;
 mod clock;
@@ -11,6 +14,7 @@ mod control;
 mod emulator;
 mod faults;
 mod journal;
+mod legacy;
 mod options;
 mod payloads;
 mod reply;
@@ -49,6 +53,8 @@ pub struct SimOptions {
     pub session_linger: Duration,
     /// The `error_type` answered when a channel has no session.
     pub no_session_error: String,
+    /// Also serve the legacy recording API (`Sora_20161101.*`) as legacy Sora did.
+    pub legacy: bool,
 }
 
 impl Default for SimOptions {
@@ -58,6 +64,7 @@ impl Default for SimOptions {
             event_webhook_url: None,
             session_linger: Duration::ZERO,
             no_session_error: DEFAULT_NO_SESSION_ERROR.to_owned(),
+            legacy: false,
         }
     }
 }

@@ -120,6 +120,7 @@ mod tests {
                 ..RecordingOptions::default()
             },
             started_by: StartedBy::Api,
+            legacy_recording_id: None,
             archives: vec![
                 ArchiveSource { connection_id: "A".into(), client_id: "a".into() },
                 ArchiveSource { connection_id: "B".into(), client_id: "b".into() },

@@ -6,6 +6,8 @@
 //!
 //! A new session starts *pending*: it holds its first connection but is invisible to the API
 //! until [`SimState::activate_session`] is called (after the `session.created` webhook answered).
+//!
+//! Legacy recording orders (the `legacy` submodule) make every session of their channel record.
 
 use std::collections::BTreeMap;
 
@@ -13,7 +15,12 @@ use serde_json::Value;
 use ulid::Ulid;
 
 use super::clock::Millis;
+use super::legacy::order::LegacyOrder;
 use super::options::RecordingOptions;
+
+mod legacy;
+
+pub use legacy::LegacyOrderError;
 
 /// A connection's media direction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,6 +80,8 @@ impl EndReason {
 pub enum StartedBy {
     Api,
     SessionWebhook,
+    /// A standing legacy order (`Sora_20161101.StartRecording`).
+    Legacy,
 }
 
 impl StartedBy {
@@ -81,6 +90,7 @@ impl StartedBy {
         match self {
             Self::Api => "api",
             Self::SessionWebhook => "session-webhook",
+            Self::Legacy => "legacy",
         }
     }
 }
@@ -154,6 +164,8 @@ pub struct Recording {
     pub end_reason: Option<EndReason>,
     pub options: RecordingOptions,
     pub started_by: StartedBy,
+    /// The legacy order's `recording_id` when a legacy order started the recording.
+    pub legacy_recording_id: Option<String>,
     /// Sending connections that were in the session while it recorded, in join order.
     pub archives: Vec<ArchiveSource>,
 }
@@ -211,6 +223,8 @@ pub struct SimState {
     connections: BTreeMap<String, Connection>,
     /// Every recording ever made, in start order.
     recordings: Vec<Recording>,
+    /// Standing legacy orders, by channel id.
+    legacy_orders: BTreeMap<String, LegacyOrder>,
     session_linger: Millis,
     next_join_order: u64,
     effects: Vec<Effect>,
@@ -223,6 +237,7 @@ impl SimState {
             sessions: BTreeMap::new(),
             connections: BTreeMap::new(),
             recordings: Vec::new(),
+            legacy_orders: BTreeMap::new(),
             session_linger,
             next_join_order: 0,
             effects: Vec::new(),
@@ -234,8 +249,10 @@ impl SimState {
         std::mem::take(&mut self.effects)
     }
 
-    /// Applies everything due by `now`: recordings past their `expire_time`, sessions past their linger.
+    /// Applies everything due by `now`: legacy orders past their deadline, recordings past their
+    /// `expire_time`, sessions past their linger.
     pub fn advance(&mut self, now: Millis) {
+        self.expire_legacy_orders(now);
         let due_expiries: Vec<(String, Millis)> = self
             .sessions
             .values()
@@ -303,7 +320,8 @@ impl SimState {
         Joined { channel_id: request.channel_id, connection_id, session_id, client_id, session_created }
     }
 
-    /// Makes a pending session visible, recording at once when `recording` is given.
+    /// Makes a pending session visible, recording at once when `recording` is given, else when
+    /// the channel has a standing legacy order.
     ///
     /// Returns the recording started, if any. A session that no longer exists is an error.
     pub fn activate_session(
@@ -318,8 +336,8 @@ impl SimState {
         session.active = true;
         let channel_id = session.channel_id.clone();
         match recording {
-            Some(options) => self.begin_recording(&channel_id, options, StartedBy::SessionWebhook, now).map(Some),
-            None => Ok(None),
+            Some(options) => self.begin_recording(&channel_id, options, StartedBy::SessionWebhook, None, now).map(Some),
+            None => Ok(self.record_for_legacy_order(&channel_id, now)),
         }
     }
 
@@ -348,7 +366,7 @@ impl SimState {
         now: Millis,
     ) -> Result<RecordingIds, StateError> {
         self.advance(now);
-        self.begin_recording(channel_id, options, StartedBy::Api, now)
+        self.begin_recording(channel_id, options, StartedBy::Api, None, now)
     }
 
     /// `StopRecording` on the channel's active session.
@@ -403,6 +421,7 @@ impl SimState {
         channel_id: &str,
         options: RecordingOptions,
         started_by: StartedBy,
+        legacy_recording_id: Option<String>,
         now: Millis,
     ) -> Result<RecordingIds, StateError> {
         let session = self.sessions.get(channel_id).filter(|session| session.active).ok_or(StateError::NoSession)?;
@@ -432,6 +451,7 @@ impl SimState {
             end_reason: None,
             options,
             started_by,
+            legacy_recording_id,
             archives,
         };
         let ids = RecordingIds {

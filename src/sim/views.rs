@@ -3,6 +3,7 @@
 use serde_json::{Map, Value, json};
 
 use super::clock::unix_seconds;
+use super::legacy::order::LegacyOrder;
 use super::state::{Connection, EndReason, Recording, Session, SimState};
 
 /// A session as `ListSessions` / `GetSession` show it; `recording` only while it records.
@@ -31,6 +32,11 @@ pub fn connections(state: &SimState) -> Value {
 /// Every recording ever made, with how it ended.
 pub fn recordings(state: &SimState) -> Value {
     state.recordings().iter().map(recording_history).collect()
+}
+
+/// Every standing legacy order, sorted by channel id.
+pub fn legacy_orders(state: &SimState) -> Value {
+    state.legacy_orders().map(LegacyOrder::state_view).collect()
 }
 
 fn connection(connection: &Connection) -> Value {
@@ -68,6 +74,9 @@ fn recording_history(recording: &Recording) -> Value {
     object.insert("ended_at".into(), recording.ended_at.map(unix_seconds).into());
     object.insert("end_reason".into(), recording.end_reason.map(EndReason::as_str).into());
     object.insert("started_by".into(), recording.started_by.as_str().into());
+    if let Some(legacy_recording_id) = &recording.legacy_recording_id {
+        object.insert("legacy_recording_id".into(), legacy_recording_id.clone().into());
+    }
     let archives: Vec<Value> = recording.archives.iter().map(|source| source.connection_id.clone().into()).collect();
     object.insert("archives".into(), archives.into());
     Value::Object(object)

@@ -32,11 +32,17 @@ struct Delivery {
     payload: Value,
 }
 
+/// Where the webhooks go; changeable at run time through `POST /sim/webhooks`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct WebhookUrls {
+    pub session: Option<String>,
+    pub event: Option<String>,
+}
+
 /// Sends the emulator's webhooks to the configured URLs.
 pub struct Webhooks {
     client: HttpClient,
-    session_url: Option<String>,
-    event_url: Option<String>,
+    urls: std::sync::RwLock<WebhookUrls>,
     queue: mpsc::UnboundedSender<Delivery>,
 }
 
@@ -54,25 +60,37 @@ impl Webhooks {
                 }
             }
         });
-        (Self { client, session_url, event_url, queue }, worker)
+        let urls = std::sync::RwLock::new(WebhookUrls { session: session_url, event: event_url });
+        (Self { client, urls, queue }, worker)
+    }
+
+    /// The URLs in force.
+    pub fn urls(&self) -> WebhookUrls {
+        self.urls.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+
+    /// Replaces the URLs (tests wire a shim started after the emulator this way).
+    pub fn set_urls(&self, urls: WebhookUrls) {
+        *self.urls.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = urls;
     }
 
     /// Whether new sessions must wait for a `session.created` reply.
     pub fn has_session_webhook(&self) -> bool {
-        self.session_url.is_some()
+        self.urls().session.is_some()
     }
 
     /// Queues the webhooks `effects` imply for the configured URLs.
     pub fn queue_effects(&self, effects: Vec<Effect>, now: Millis) {
+        let urls = self.urls();
         for effect in effects {
             match effect {
                 Effect::SessionDestroyed { channel_id, session_id } => {
-                    if let Some(url) = &self.session_url {
+                    if let Some(url) = &urls.session {
                         self.queue(url, payloads::session_destroyed(&channel_id, &session_id, now));
                     }
                 }
                 Effect::RecordingEnded(recording) => {
-                    if let Some(url) = &self.event_url {
+                    if let Some(url) = &urls.event {
                         for payload in payloads::recording_ended(&recording, now) {
                             self.queue(url, payload);
                         }
@@ -84,11 +102,11 @@ impl Webhooks {
 
     /// Sends `session.created` and returns the reply, or `None` when there is no URL or it failed.
     pub async fn send_session_created(&self, payload: &Value) -> Option<(StatusCode, Bytes)> {
-        let url = self.session_url.as_deref()?;
-        match post_json(&self.client, url, payload).await {
+        let url = self.urls().session?;
+        match post_json(&self.client, &url, payload).await {
             Ok(reply) => Some(reply),
             Err(error) => {
-                tracing::warn!(url, %error, "session.created webhook failed; the session starts without recording");
+                tracing::warn!(%url, %error, "session.created webhook failed; the session starts without recording");
                 None
             }
         }

@@ -56,7 +56,11 @@ where
             let outgoing = Request::from_parts(parts, body.map_err(Into::into).boxed_unsync());
             let response = match upstream.send(outgoing).await {
                 Ok(response) => response,
-                Err(error) => return Ok(legacy_error_response(&error, &names)),
+                Err(error) => {
+                    let mut response = legacy_error_response(&error, &names);
+                    response.extensions_mut().insert(ReplyOrigin::Passthrough);
+                    return Ok(response);
+                }
             };
             let (mut parts, body) = response.into_parts();
             strip_hop_by_hop(&mut parts.headers);

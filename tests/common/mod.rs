@@ -108,7 +108,10 @@ pub fn start_sim(args: &[&str]) -> Process {
 }
 
 /// How to start a shim.
+#[derive(Clone)]
 pub struct ShimOptions {
+    /// `127.0.0.1:0` unless set (restarts reuse the port the OS gave the first run).
+    pub listen: Option<String>,
     pub upstream: Option<String>,
     pub store: PathBuf,
     pub env: Vec<(String, String)>,
@@ -117,7 +120,7 @@ pub struct ShimOptions {
 
 impl ShimOptions {
     pub fn new(upstream: &str) -> Self {
-        Self { upstream: Some(upstream.to_owned()), store: temp_dir("store").join("orders.db"), env: Vec::new(), args: Vec::new() }
+        Self { listen: None, upstream: Some(upstream.to_owned()), store: temp_dir("store").join("orders.db"), env: Vec::new(), args: Vec::new() }
     }
 
     pub fn env(mut self, key: &str, value: &str) -> Self {
@@ -132,7 +135,9 @@ pub fn start_shim(options: &ShimOptions) -> Process {
     let mut command = Command::new(env!("CARGO_BIN_EXE_sora-legacy-shim"));
     command
         .arg("run")
-        .args(["--listen", "127.0.0.1:0", "--store"])
+        .arg("--listen")
+        .arg(options.listen.as_deref().unwrap_or("127.0.0.1:0"))
+        .arg("--store")
         .arg(&options.store)
         .arg("--mappings")
         .arg(mappings_dir())
@@ -326,9 +331,7 @@ pub async fn start_pair(options: impl FnOnce(ShimOptions) -> ShimOptions) -> (Pr
 pub fn restart_shim(old: &mut Process, options: &ShimOptions) -> Process {
     let address = old.addr().to_owned();
     old.kill();
-    let mut options = ShimOptions { upstream: options.upstream.clone(), store: options.store.clone(), env: options.env.clone(), args: options.args.clone() };
-    options.args.extend(["--listen".to_owned(), address]);
-    start_shim(&options)
+    start_shim(&ShimOptions { listen: Some(address), ..options.clone() })
 }
 
 /// One request captured by a [`Receiver`].
