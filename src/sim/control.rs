@@ -130,6 +130,30 @@ fn optional_id(value: Option<&Value>, error_type: &'static str) -> Result<Option
     }
 }
 
+/// The webhook URLs in force.
+fn webhooks_json(emulator: &Emulator) -> Value {
+    let urls = emulator.webhooks.urls();
+    json!({ "session_webhook_url": urls.session, "event_webhook_url": urls.event })
+}
+
+/// `POST /sim/webhooks {"session_webhook_url"?: URL|null, "event_webhook_url"?: URL|null}`:
+/// replaces the given URLs (null removes one), leaves absent ones as they are.
+fn set_webhooks(emulator: &Emulator, fields: &Map<String, Value>) -> Result<Value, &'static str> {
+    let mut urls = emulator.webhooks.urls();
+    for (key, slot) in [("session_webhook_url", &mut urls.session), ("event_webhook_url", &mut urls.event)] {
+        match fields.get(key) {
+            None => {}
+            Some(Value::Null) => *slot = None,
+            Some(Value::String(url)) if url.parse::<http::Uri>().is_ok_and(|uri| uri.scheme_str() == Some("http")) => {
+                *slot = Some(url.clone());
+            }
+            Some(_) => return Err("INVALID-WEBHOOK-URL"),
+        }
+    }
+    emulator.webhooks.set_urls(urls);
+    Ok(webhooks_json(emulator))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,28 +192,4 @@ mod tests {
         assert_eq!(parse(json!({"channel_id": "c", "video": "VP8"})).err(), Some("INVALID-VIDEO"));
         assert_eq!(parse(json!({"channel_id": "c", "client_id": 7})).err(), Some("INVALID-CLIENT-ID"));
     }
-}
-
-/// The webhook URLs in force.
-fn webhooks_json(emulator: &Emulator) -> Value {
-    let urls = emulator.webhooks.urls();
-    json!({ "session_webhook_url": urls.session, "event_webhook_url": urls.event })
-}
-
-/// `POST /sim/webhooks {"session_webhook_url"?: URL|null, "event_webhook_url"?: URL|null}`:
-/// replaces the given URLs (null removes one), leaves absent ones as they are.
-fn set_webhooks(emulator: &Emulator, fields: &Map<String, Value>) -> Result<Value, &'static str> {
-    let mut urls = emulator.webhooks.urls();
-    for (key, slot) in [("session_webhook_url", &mut urls.session), ("event_webhook_url", &mut urls.event)] {
-        match fields.get(key) {
-            None => {}
-            Some(Value::Null) => *slot = None,
-            Some(Value::String(url)) if url.parse::<http::Uri>().is_ok_and(|uri| uri.scheme_str() == Some("http")) => {
-                *slot = Some(url.clone());
-            }
-            Some(_) => return Err("INVALID-WEBHOOK-URL"),
-        }
-    }
-    emulator.webhooks.set_urls(urls);
-    Ok(webhooks_json(emulator))
 }
