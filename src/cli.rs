@@ -114,13 +114,14 @@ fn load_mappings(config: &Config) -> Result<Mappings, String> {
 }
 
 fn check(config: &Config, mappings: &Mappings) -> ExitCode {
-    println!("configuration: ok");
-    println!("  listen: {}", config.listen);
-    match &config.upstream.url {
-        Some(url) => println!("  upstream: {url}"),
-        None => println!("  upstream: none configured; `run` would start the bundled sora-sim emulator"),
+    println!("configuration: ok (nothing was contacted or created)");
+    if config.upstream.url.is_none() {
+        println!("  upstream: none configured; `run` would start the bundled sora-sim emulator");
     }
-    println!("  store: {}", config.store.path.display());
+    println!("  effective settings:");
+    for line in toml::to_string(config).unwrap_or_default().lines() {
+        println!("    {line}");
+    }
     println!("mappings: ok ({})", mappings.source);
     for target in mappings.legacy.targets() {
         println!("  translated: {target}");

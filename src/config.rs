@@ -21,6 +21,7 @@ pub const RESERVED_PATH_PREFIXES: [&str; 5] = ["/hooks/", "/health", "/ready", "
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Address the shim listens on (Sora's API port is 3000 by default).
+    #[serde(deserialize_with = "socket_addr")]
     pub listen: SocketAddr,
     /// Paths on which `x-sora-target` calls are translated; everything else passes through.
     pub api_paths: Vec<String>,
@@ -80,7 +81,7 @@ pub struct LimitsConfig {
 
 /// What StartRecording does when the upstream is unreachable or times out.
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase", try_from = "String")]
 pub enum OnUpstreamFailure {
     /// Keep the order and answer 200; the reconciler starts the recording later.
     Accept,
@@ -109,7 +110,7 @@ pub struct CorsConfig {
 
 /// What the session webhook answers when the operator's own hook cannot be reached.
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase", try_from = "String")]
 pub enum OnForwardError {
     /// Answer Sora with the same failure (502/504, or the hook's own error status and body).
     Fail,
@@ -215,11 +216,46 @@ impl Default for LogConfig {
     }
 }
 
+impl TryFrom<String> for OnUpstreamFailure {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, String> {
+        match value.as_str() {
+            "accept" => Ok(Self::Accept),
+            "reject" => Ok(Self::Reject),
+            _ => Err(format!("expected \"accept\" or \"reject\", got {value:?}")),
+        }
+    }
+}
+
+impl TryFrom<String> for OnForwardError {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, String> {
+        match value.as_str() {
+            "fail" => Ok(Self::Fail),
+            "ignore" => Ok(Self::Ignore),
+            _ => Err(format!("expected \"fail\" or \"ignore\", got {value:?}")),
+        }
+    }
+}
+
+fn socket_addr<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<SocketAddr, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    text.parse().map_err(|_| {
+        serde::de::Error::custom(format!(
+            "{text:?} is not IP:PORT (for example 127.0.0.1:3000 or 0.0.0.0:3000; host names are not accepted)"
+        ))
+    })
+}
+
 /// Configuration that could not be loaded or does not make sense.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{0}")]
     Load(#[from] config::ConfigError),
+    #[error("{origin}: {message}")]
+    Source { origin: String, message: String },
     #[error("{key}: {message}")]
     Invalid { key: &'static str, message: String },
 }
@@ -236,26 +272,56 @@ impl Config {
         env: Option<HashMap<String, String>>,
         overrides: &[(&str, String)],
     ) -> Result<Self, ConfigError> {
+        let config = match Self::layered(file, env.clone(), overrides, true) {
+            Ok(config) => config,
+            Err(error) => return Err(Self::attribute(error, file, env, overrides)),
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Builds from the given sources (the environment only when `with_env`).
+    fn layered(
+        file: Option<&Path>,
+        env: Option<HashMap<String, String>>,
+        overrides: &[(&str, String)],
+        with_env: bool,
+    ) -> Result<Self, config::ConfigError> {
         let mut builder = config::Config::builder();
         if let Some(file) = file {
             builder = builder.add_source(config::File::from(file).format(config::FileFormat::Toml).required(true));
         }
-        builder = builder.add_source(
-            config::Environment::with_prefix(ENV_PREFIX)
-                .prefix_separator("__")
-                .separator("__")
-                .list_separator(",")
-                .with_list_parse_key("api_paths")
-                .with_list_parse_key("cors.allowed_origins")
-                .try_parsing(true)
-                .source(env),
-        );
+        if with_env {
+            builder = builder.add_source(
+                config::Environment::with_prefix(ENV_PREFIX)
+                    .prefix_separator("__")
+                    .separator("__")
+                    .list_separator(",")
+                    .with_list_parse_key("api_paths")
+                    .with_list_parse_key("cors.allowed_origins")
+                    .try_parsing(true)
+                    .source(env),
+            );
+        }
         for (key, value) in overrides {
             builder = builder.set_override(*key, value.as_str())?;
         }
-        let config: Config = builder.build()?.try_deserialize()?;
-        config.validate()?;
-        Ok(config)
+        builder.build()?.try_deserialize()
+    }
+
+    /// Names the source at fault when the layered load failed: the file alone, then the
+    /// environment alone, then the flags alone.
+    fn attribute(error: config::ConfigError, file: Option<&Path>, env: Option<HashMap<String, String>>, overrides: &[(&str, String)]) -> ConfigError {
+        let source = if file.is_some_and(|file| Self::layered(Some(file), None, &[], false).is_err()) {
+            format!("in {}", file.map(Path::display).map(|d| d.to_string()).unwrap_or_default())
+        } else if Self::layered(None, env, &[], true).is_err() {
+            format!("in the environment ({ENV_PREFIX}__* variables)")
+        } else if Self::layered(None, None, overrides, false).is_err() {
+            "in the command-line flags".to_owned()
+        } else {
+            return ConfigError::Load(error);
+        };
+        ConfigError::Source { origin: source, message: error.to_string() }
     }
 
     /// Checks what the types alone cannot.
@@ -294,6 +360,9 @@ impl Config {
         ];
         if let Some((key, _)) = positive.iter().find(|(_, value)| *value == 0) {
             return Err(invalid(key, "must be greater than 0"));
+        }
+        if let Err(error) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            return Err(invalid("log.level", format!("{:?} is not a tracing filter: {error}", self.log.level)));
         }
         if self.store.path.as_os_str().is_empty() {
             return Err(invalid("store.path", "must not be empty"));
@@ -391,6 +460,14 @@ mod tests {
     fn unknown_keys_are_rejected() {
         let error = Config::load(None, env(&[("SORA_SHIM__UPSTREAM__URLL", "http://x:1")]), &[]).unwrap_err();
         assert!(error.to_string().contains("urll"), "{error}");
+        assert!(error.to_string().starts_with("in the environment"), "{error}");
+        let dir = std::env::temp_dir().join(format!("shim-config-{}", ulid::Ulid::generate()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("typo.toml");
+        std::fs::write(&file, "[upstream]\ntimeout = 5\n").unwrap();
+        let error = Config::load(Some(&file), env(&[]), &[]).unwrap_err();
+        assert!(error.to_string().starts_with(&format!("in {}", file.display())), "{error}");
+        assert!(error.to_string().contains("timeout"), "{error}");
     }
 
     #[test]
@@ -410,6 +487,11 @@ mod tests {
             assert!(error.to_string().starts_with(key), "{vars:?}: {error}");
         }
         let error = Config::load(None, env(&[("SORA_SHIM__LEGACY__ON_UPSTREAM_FAILURE", "maybe")]), &[]).unwrap_err();
-        assert!(error.to_string().contains("maybe"), "{error}");
+        assert!(error.to_string().contains(r#"expected "accept" or "reject", got "maybe""#), "{error}");
+        let error = Config::load(None, env(&[]), &[("listen", "localhost:3000".to_owned())]).unwrap_err();
+        assert!(error.to_string().contains("is not IP:PORT"), "{error}");
+        assert!(error.to_string().starts_with("in the command-line flags"), "{error}");
+        let error = Config::load(None, env(&[("SORA_SHIM__LOG__LEVEL", "nonsense==")]), &[]).unwrap_err();
+        assert!(error.to_string().starts_with("log.level"), "{error}");
     }
 }
