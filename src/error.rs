@@ -143,6 +143,17 @@ impl ShimError {
     }
 }
 
+impl From<crate::store::StoreError> for ShimError {
+    fn from(error: crate::store::StoreError) -> Self {
+        use crate::store::StoreError;
+        match error {
+            StoreError::ChannelBusy(channel) => ShimError::StartedRecording(channel),
+            StoreError::Unavailable(detail) => ShimError::StoreUnavailable(detail),
+            gone @ StoreError::OrderGone(_) => ShimError::Internal(gone.to_string()),
+        }
+    }
+}
+
 /// Turns any error into the legacy response. This is the only place such a response is built.
 pub fn legacy_error_response(error: &ShimError, names: &ErrorNames) -> Response<Body> {
     let kind = error.kind();

@@ -61,7 +61,6 @@ pub async fn pass(app: &App) -> Result<Pass, ShimError> {
     let now = now_secs();
     let upstream = &app.mappings.upstream;
     let no_headers = HeaderMap::new();
-    let store_error = |error: crate::store::StoreError| ShimError::StoreUnavailable(error.to_string());
 
     let reply = app.upstream.call_json(&upstream.targets.list_sessions, &upstream.list_request_body, &no_headers).await?;
     let sessions: HashMap<String, LiveSession> = array_reply(app, &upstream.targets.list_sessions, reply)?
@@ -76,7 +75,7 @@ pub async fn pass(app: &App) -> Result<Pass, ShimError> {
         .collect();
 
     // Start: active orders whose channel has a session that does not record.
-    let orders = app.store.active_orders(now).await.map_err(store_error)?;
+    let orders = app.store.active_orders(now).await?;
     let by_channel: HashMap<&str, _> = orders.iter().map(|order| (order.channel_id.as_str(), order)).collect();
     for (session_id, session) in &sessions {
         if session.recording {
@@ -94,10 +93,10 @@ pub async fn pass(app: &App) -> Result<Pass, ShimError> {
     }
 
     // Legs: gone sessions end; live recordings of stopped orders are stopped.
-    for open in app.store.open_legs().await.map_err(store_error)? {
+    for open in app.store.open_legs().await? {
         match sessions.get(&open.leg.session_id) {
             None => {
-                done.legs_ended += app.store.end_session_legs(&open.leg.session_id, now).await.map_err(store_error)?.len();
+                done.legs_ended += app.store.end_session_legs(&open.leg.session_id, now).await?.len();
             }
             Some(session) if open.order_stopped => {
                 // A different recording than the one the shim started (a native one begun
@@ -115,12 +114,12 @@ pub async fn pass(app: &App) -> Result<Pass, ShimError> {
                         recording_id = %open.leg.recording_id, "reconciler stopped the recording of a stopped order");
                     done.stopped += 1;
                 }
-                app.store.finish_stopped_order(&open.leg.recording_id, now).await.map_err(store_error)?;
+                app.store.finish_stopped_order(&open.leg.recording_id, now).await?;
             }
             Some(_) => {}
         }
     }
 
-    done.swept = app.store.sweep(now).await.map_err(store_error)?;
+    done.swept = app.store.sweep(now).await?;
     Ok(done)
 }

@@ -70,7 +70,7 @@ pub fn archiving_entries(sessions: &[Value], connections: &[Value], now: i64) ->
                 "channel_id": text("channel_id"),
                 "client_id": text("client_id"),
                 "connection_id": text("connection_id"),
-                "seconds": (now - since).max(0),
+                "seconds": now.saturating_sub(since).max(0),
                 "video": media(connection.get("video")),
             }))
         })
@@ -132,6 +132,15 @@ mod tests {
                        "connection_id": "K2", "seconds": 46, "video": {"bit_rate": 1000, "codec_type": "VP9"}}),
             ]
         );
+    }
+
+    #[test]
+    fn absurd_timestamps_do_not_overflow() {
+        let sessions = [json!({"session_id": "S", "recording": {"start_timestamp": i64::MIN}})];
+        let connections = [json!({"session_id": "S", "role": "sendrecv", "created_timestamp": -1e300})];
+        assert_eq!(archiving_entries(&sessions, &connections, 1_000)[0]["seconds"], json!(i64::MAX));
+        let future = [json!({"session_id": "S", "role": "sendrecv", "created_timestamp": i64::MAX})];
+        assert_eq!(archiving_entries(&sessions, &future, 1_000)[0]["seconds"], json!(0));
     }
 
     #[test]

@@ -58,8 +58,18 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let app = Arc::clone(&self.app);
+        // The phases run in their own task: if the client goes away or the request deadline
+        // fires, a Start still finishes (or withdraws) its order instead of stopping half-way.
+        let work = tokio::spawn({
+            let app = Arc::clone(&app);
+            async move { translate(&app, request).await }
+        });
         Box::pin(async move {
-            let response = match translate(&app, request).await {
+            let outcome = work.await.unwrap_or_else(|error| {
+                let reason = if error.is_panic() { "the handler panicked" } else { "the handler was cancelled" };
+                Err(ShimError::Internal(reason.into()))
+            });
+            let response = match outcome {
                 Ok(reply) => {
                     let mut response = json_response(StatusCode::OK, &reply);
                     response.extensions_mut().insert(ReplyOrigin::Translated);

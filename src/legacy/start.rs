@@ -10,6 +10,7 @@ use crate::app::{App, now_secs};
 use crate::config::OnUpstreamFailure;
 use crate::error::ShimError;
 use crate::mappings::UpstreamErrorClass;
+use super::stop::stop_upstream;
 use crate::store::{Leg, Order, StoreError};
 
 /// Runs the order/store, upstream-call and map-reply phases of a StartRecording.
@@ -27,10 +28,7 @@ pub async fn start(app: &App, request: StartRequest, caller_headers: &HeaderMap)
     };
 
     // Order/store: durable before anything else happens.
-    app.store.create_order(&order).await.map_err(|error| match error {
-        StoreError::ChannelBusy(channel) => ShimError::StartedRecording(channel),
-        StoreError::Unavailable(detail) => ShimError::StoreUnavailable(detail),
-    })?;
+    app.store.create_order(&order).await?;
 
     // Upstream call.
     if let Err(error) = start_upstream(app, &order, now, caller_headers).await {
@@ -71,8 +69,13 @@ pub async fn start_upstream(app: &App, order: &Order, now: i64, caller_headers: 
     let body = start_request(order, now, &upstream.recording.format);
     let reply = app.upstream.call_json(&upstream.targets.start_recording, &body, caller_headers).await?;
     if reply.status == StatusCode::OK {
-        let json = reply.json()?;
-        if let Some(session_id) = json.get(&upstream.start_reply.session_id).and_then(Value::as_str) {
+        // The upstream records now, whatever its body says; an unreadable body only costs the leg.
+        let json = reply.json().unwrap_or_else(|error| {
+            tracing::warn!(%error, "upstream StartRecording answered 200 with an unreadable body");
+            Value::Null
+        });
+        let session_id = json.get(&upstream.start_reply.session_id).and_then(Value::as_str);
+        if let Some(session_id) = session_id {
             let leg = Leg {
                 recording_id: order.recording_id.clone(),
                 session_id: session_id.to_owned(),
@@ -80,12 +83,30 @@ pub async fn start_upstream(app: &App, order: &Order, now: i64, caller_headers: 
                 started_at: now,
                 ended_at: None,
             };
-            if let Err(error) = app.store.record_leg(&leg).await {
+            match app.store.record_leg(&leg).await {
+                Ok(()) => {}
+                Err(StoreError::OrderGone(_)) => {
+                    // A Stop (or expiry) won the race while the upstream was starting: the
+                    // recording just begun has no order any more, so it is stopped again.
+                    tracing::info!(channel_id = %order.channel_id, "order stopped while its recording was starting; stopping it");
+                    if let Err(error) = stop_upstream(app, &order.channel_id, caller_headers).await {
+                        tracing::warn!(channel_id = %order.channel_id, %error, "could not stop the orphaned recording");
+                    }
+                }
                 // The order itself is stored; a missing leg only costs the reconciler a look.
-                tracing::warn!(recording_id = %order.recording_id, %error, "could not record the session leg");
+                Err(error) => tracing::warn!(recording_id = %order.recording_id, %error, "could not record the session leg"),
             }
         }
         return Ok(());
+    }
+    if reply.status.is_server_error() {
+        // 5xx: the upstream is there but cannot serve now; as good as unreachable.
+        return Err(ShimError::UpstreamUnavailable(format!(
+            "{} answered {} {}",
+            upstream.targets.start_recording,
+            reply.status,
+            reply.excerpt()
+        )));
     }
     match reply.error_type().and_then(|name| upstream.classify(&name)) {
         Some(UpstreamErrorClass::NoSession) => {

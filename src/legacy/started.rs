@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 
 use crate::app::{App, now_secs};
 use crate::error::ShimError;
-use crate::store::{Order, StoreError};
+use crate::store::Order;
 
 /// The legacy shape of an active order (the seed's six keys).
 pub fn order_json(order: &Order) -> Value {
@@ -18,21 +18,14 @@ pub fn order_json(order: &Order) -> Value {
     })
 }
 
-fn store_error(error: StoreError) -> ShimError {
-    match error {
-        StoreError::Unavailable(detail) => ShimError::StoreUnavailable(detail),
-        StoreError::ChannelBusy(channel) => ShimError::Internal(format!("read reported a busy channel {channel:?}")),
-    }
-}
-
 pub async fn get_started(app: &App, channel_id: String) -> Result<Value, ShimError> {
-    match app.store.active_order(&channel_id, now_secs()).await.map_err(store_error)? {
+    match app.store.active_order(&channel_id, now_secs()).await? {
         Some(order) => Ok(order_json(&order)),
         None => Err(ShimError::NotStartedRecording(channel_id)),
     }
 }
 
 pub async fn list_started(app: &App) -> Result<Value, ShimError> {
-    let orders = app.store.active_orders(now_secs()).await.map_err(store_error)?;
+    let orders = app.store.active_orders(now_secs()).await?;
     Ok(Value::Array(orders.iter().map(order_json).collect()))
 }

@@ -7,15 +7,11 @@ use serde_json::{Value, json};
 use crate::app::{App, now_secs};
 use crate::error::ShimError;
 use crate::mappings::UpstreamErrorClass;
-use crate::store::StoreError;
 
 /// Runs the order/store, upstream-call and map-reply phases of a StopRecording.
 pub async fn stop(app: &App, channel_id: String, caller_headers: &HeaderMap) -> Result<Value, ShimError> {
     let now = now_secs();
-    let stopped = app.store.stop_order(&channel_id, now).await.map_err(|error| match error {
-        StoreError::ChannelBusy(channel) => ShimError::Internal(format!("stop reported a busy channel {channel:?}")),
-        StoreError::Unavailable(detail) => ShimError::StoreUnavailable(detail),
-    })?;
+    let stopped = app.store.stop_order(&channel_id, now).await?;
     let Some(order) = stopped else {
         return Err(ShimError::NotStartedRecording(channel_id));
     };

@@ -79,6 +79,9 @@ fn channel_id(body: &Map<String, Value>) -> Result<String, ShimError> {
         Some(Value::String(id)) if id.len() > MAX_CHANNEL_ID_BYTES => {
             Err(ShimError::InvalidChannelId(format!("{} bytes, at most {MAX_CHANNEL_ID_BYTES} allowed", id.len())))
         }
+        Some(Value::String(id)) if id.chars().any(char::is_control) => {
+            Err(ShimError::InvalidChannelId("contains control characters".into()))
+        }
         Some(Value::String(id)) => Ok(id.clone()),
         Some(other) => Err(ShimError::InvalidChannelId(format!("expected a string, got {}", kind_of(other)))),
     }
@@ -162,6 +165,8 @@ mod tests {
             json!({"channel_id": 5, "expire_time": 0}),
             json!({"channel_id": null, "expire_time": 0}),
             json!({"channel_id": "x".repeat(256), "expire_time": 0}),
+            json!({"channel_id": "a\u{0}b", "expire_time": 0}),
+            json!({"channel_id": "line\nbreak", "expire_time": 0}),
         ] {
             assert_eq!(start_error(body), ErrorKind::InvalidChannelId);
         }

@@ -64,6 +64,9 @@ pub enum StoreError {
     /// The channel already has an active order.
     #[error("channel {0:?} already has an active order")]
     ChannelBusy(String),
+    /// The order a leg refers to no longer exists (stopped or expired meanwhile).
+    #[error("order {0:?} no longer exists")]
+    OrderGone(String),
     /// The backend could not be used (disk full, file locked, connection lost, ...).
     #[error("{0}")]
     Unavailable(String),
@@ -88,7 +91,8 @@ pub trait Store: Send + Sync + 'static {
     /// Every active order at `now`, sorted by channel id.
     async fn active_orders(&self, now: i64) -> Result<Vec<Order>, StoreError>;
 
-    /// Records (or refreshes) that `leg.session_id` records for `leg.recording_id`.
+    /// Records (or refreshes) that `leg.session_id` records for `leg.recording_id`; `OrderGone`
+    /// when the order was deleted meanwhile.
     async fn record_leg(&self, leg: &Leg) -> Result<(), StoreError>;
 
     /// The legs of one order, oldest first.

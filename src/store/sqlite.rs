@@ -8,7 +8,7 @@
 //! lookup) never waits behind a write's fsync: WAL lets readers and a writer run at once.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -52,8 +52,12 @@ const ACTIVE: &str = "stopped_at IS NULL AND (expire_time = 0 OR expired_at > :n
 pub struct SqliteStore {
     writer: Arc<Mutex<Connection>>,
     reader: Arc<Mutex<Connection>>,
+    /// Longest wait for a connection in this process, and SQLite's wait for another process's lock.
+    busy_timeout: Duration,
     path: PathBuf,
 }
+
+type Mutex<T> = tokio::sync::Mutex<T>;
 
 impl SqliteStore {
     /// Opens (creating when needed) the database at `path`; writers wait up to `busy_timeout`
@@ -74,7 +78,12 @@ impl SqliteStore {
         let writer = open()?;
         writer.execute_batch(SCHEMA).map_err(|error| unavailable(path, error))?;
         let reader = open()?;
-        Ok(Self { writer: Arc::new(Mutex::new(writer)), reader: Arc::new(Mutex::new(reader)), path: path.to_owned() })
+        Ok(Self {
+            writer: Arc::new(Mutex::new(writer)),
+            reader: Arc::new(Mutex::new(reader)),
+            busy_timeout,
+            path: path.to_owned(),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -120,7 +129,7 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        Self::on(Arc::clone(&self.writer), work).await
+        self.on(Arc::clone(&self.writer), work).await
     }
 
     /// Runs read-only `work` on the blocking pool with the reading connection locked.
@@ -129,18 +138,20 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        Self::on(Arc::clone(&self.reader), work).await
+        self.on(Arc::clone(&self.reader), work).await
     }
 
-    async fn on<T, F>(connection: Arc<Mutex<Connection>>, work: F) -> Result<T, StoreError>
+    /// Waits at most `busy_timeout` for the connection (calls queued behind a lock held by
+    /// another process fail fast instead of piling up), then runs `work` on the blocking pool.
+    async fn on<T, F>(&self, connection: Arc<Mutex<Connection>>, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        tokio::task::spawn_blocking(move || {
-            let mut guard = connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            work(&mut guard)
-        })
+        let mut guard = tokio::time::timeout(self.busy_timeout, connection.lock_owned()).await.map_err(|_| {
+            StoreError::Unavailable(format!("{}: busy for more than {:?}", self.path.display(), self.busy_timeout))
+        })?;
+        tokio::task::spawn_blocking(move || work(&mut guard))
         .await
         .map_err(|error| StoreError::Unavailable(format!("store task failed: {error}")))?
     }
@@ -301,7 +312,12 @@ impl Store for SqliteStore {
                         ended_at = excluded.ended_at",
                     params![leg.recording_id, leg.session_id, leg.upstream_recording_id, leg.started_at, leg.ended_at],
                 )
-                .map_err(sql_error)?;
+                .map_err(|error| match error {
+                    rusqlite::Error::SqliteFailure(failure, _) if failure.code == rusqlite::ErrorCode::ConstraintViolation => {
+                        StoreError::OrderGone(leg.recording_id.clone())
+                    }
+                    other => sql_error(other),
+                })?;
             Ok(())
         })
         .await
@@ -558,6 +574,15 @@ mod tests {
         store.end_session_legs("S", 1_060).await.unwrap();
         assert_eq!(store.sweep(1_060).await.unwrap(), 1);
         assert_eq!(count(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_leg_for_a_deleted_order_is_order_gone() {
+        let (store, _) = temp_store();
+        let gone = order("gone", 1_000, 0);
+        store.create_order(&gone).await.unwrap();
+        store.stop_order("gone", 1_001).await.unwrap();
+        assert!(matches!(store.record_leg(&leg(&gone, "S")).await, Err(StoreError::OrderGone(id)) if id == gone.recording_id));
     }
 
     #[tokio::test]

@@ -26,7 +26,8 @@ use crate::legacy::parse::read_body;
 use crate::legacy::session_request::recording_options;
 use crate::mappings::SessionWebhookKeys;
 use crate::routing::ReplyOrigin;
-use crate::store::{Leg, Order};
+use crate::legacy::stop::stop_upstream;
+use crate::store::{Leg, Order, StoreError};
 
 /// The session webhook leaf service.
 #[derive(Clone)]
@@ -79,7 +80,7 @@ impl BaseReply {
     }
 }
 
-async fn handle<B>(app: &App, request: Request<B>) -> Result<Response<Body>, ShimError>
+async fn handle<B>(app: &Arc<App>, request: Request<B>) -> Result<Response<Body>, ShimError>
 where
     B: http_body::Body,
     B::Error: Into<BoxError>,
@@ -147,7 +148,7 @@ where
 }
 
 /// Acts on one session event: merges recording options on `created`, ends legs on `destroyed`.
-async fn apply_event(app: &App, event: &Map<String, Value>, base: &mut BaseReply) -> Result<(), ShimError> {
+async fn apply_event(app: &Arc<App>, event: &Map<String, Value>, base: &mut BaseReply) -> Result<(), ShimError> {
     let keys = &app.mappings.upstream.session_webhook;
     let text = |key: &str| event.get(key).and_then(Value::as_str).map(str::to_owned);
     let (Some(kind), Some(session_id)) = (text(&keys.type_key), text(&keys.session_id)) else {
@@ -156,7 +157,7 @@ async fn apply_event(app: &App, event: &Map<String, Value>, base: &mut BaseReply
     let now = now_secs();
     if kind == keys.created {
         let Some(channel_id) = text(&keys.channel_id) else { return Ok(()) };
-        let order = app.store.active_order(&channel_id, now).await.map_err(|error| ShimError::StoreUnavailable(error.to_string()))?;
+        let order = app.store.active_order(&channel_id, now).await?;
         let Some(order) = order else { return Ok(()) };
         let Ok(reply) = &mut base.body else {
             tracing::warn!(%channel_id, "the operator's session webhook reply is not a JSON object; recording not added");
@@ -169,10 +170,23 @@ async fn apply_event(app: &App, event: &Map<String, Value>, base: &mut BaseReply
         tracing::info!(%channel_id, %session_id, recording_id = %order.recording_id, "session created: recording switched on");
         let store = Arc::clone(&app.store);
         let leg = Leg { recording_id: order.recording_id, session_id, upstream_recording_id: None, started_at: now, ended_at: None };
+        let channel_id = channel_id.clone();
         // Written after the answer: Sora is waiting for it before the session starts.
+        let app_for_leg = Arc::clone(app);
         tokio::spawn(async move {
-            if let Err(error) = store.record_leg(&leg).await {
-                tracing::warn!(%error, session_id = %leg.session_id, "could not record the session leg");
+            match store.record_leg(&leg).await {
+                Ok(()) => {}
+                Err(StoreError::OrderGone(_)) => {
+                    // Stopped between the lookup and now: undo the recording just switched on.
+                    // Sora starts it after reading the reply, so ask once now and once a moment later.
+                    for delay in [Duration::ZERO, Duration::from_secs(1)] {
+                        tokio::time::sleep(delay).await;
+                        if let Err(error) = stop_upstream(&app_for_leg, &channel_id, &HeaderMap::new()).await {
+                            tracing::warn!(%channel_id, %error, "could not stop a recording whose order was stopped meanwhile");
+                        }
+                    }
+                }
+                Err(error) => tracing::warn!(%error, session_id = %leg.session_id, "could not record the session leg"),
             }
         });
     } else if kind == keys.destroyed {
