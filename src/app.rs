@@ -10,6 +10,8 @@ use crate::config::{Config, forward_url};
 use crate::mappings::Mappings;
 use crate::store::Store;
 use crate::upstream::Upstream;
+use crate::usage::Usage;
+use crate::webhooks::event::EventCounters;
 use crate::webhooks::forward::Forwarder;
 
 /// Shared, read-only application state (the store and clients handle their own concurrency).
@@ -21,6 +23,12 @@ pub struct App {
     pub forwarder: Forwarder,
     /// `session_webhook.forward_url`, parsed.
     pub session_forward: Option<Uri>,
+    /// `event_webhook.forward_url`, parsed.
+    pub event_forward: Option<Uri>,
+    /// Event webhook outcomes.
+    pub events: EventCounters,
+    /// Translated calls by target and client.
+    pub usage: Arc<Usage>,
 }
 
 impl App {
@@ -33,8 +41,25 @@ impl App {
             .map(forward_url)
             .transpose()
             .map_err(|message| format!("session_webhook.forward_url: {message}"))?;
+        let event_forward = config
+            .event_webhook
+            .forward_url
+            .as_deref()
+            .map(forward_url)
+            .transpose()
+            .map_err(|message| format!("event_webhook.forward_url: {message}"))?;
         let forwarder = Forwarder::new(Duration::from_millis(config.upstream.connect_timeout_ms), config.upstream.max_reply_bytes);
-        Ok(Self { config, mappings: Arc::new(mappings), store, upstream, forwarder, session_forward })
+        Ok(Self {
+            config,
+            mappings: Arc::new(mappings),
+            store,
+            upstream,
+            forwarder,
+            session_forward,
+            event_forward,
+            events: EventCounters::default(),
+            usage: Arc::new(Usage::default()),
+        })
     }
 }
 

@@ -35,6 +35,9 @@ pub struct Config {
     pub cors: CorsConfig,
     pub log: LogConfig,
     pub session_webhook: SessionWebhookConfig,
+    pub event_webhook: EventWebhookConfig,
+    /// HTTP Basic credentials Sora must send on `/hooks/session` and `/hooks/event`.
+    pub webhook_auth: Option<BasicCredentials>,
     pub reconciler: ReconcilerConfig,
 }
 
@@ -126,6 +129,62 @@ pub struct SessionWebhookConfig {
     pub on_forward_error: OnForwardError,
     /// Deadline of the forwarded call (Sora waits for the reply before the session starts).
     pub forward_timeout_ms: u64,
+    /// HTTP Basic credentials sent to `forward_url`.
+    pub forward_auth: Option<BasicCredentials>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventWebhookConfig {
+    /// Where events go after recording events are put back into legacy shape.
+    pub forward_url: Option<String>,
+    pub forward_timeout_ms: u64,
+    /// HTTP Basic credentials sent to `forward_url`.
+    pub forward_auth: Option<BasicCredentials>,
+}
+
+/// A user name and password for HTTP Basic authentication.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BasicCredentials {
+    pub username: String,
+    pub password: Secret,
+}
+
+impl BasicCredentials {
+    /// The `Authorization` header value for these credentials.
+    pub fn header_value(&self) -> String {
+        use base64::Engine;
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", self.username, self.password.expose()));
+        format!("Basic {token}")
+    }
+}
+
+/// A configuration value never shown: `check`, `Debug` and serialisation print `<redacted>`.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str("<redacted>")
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -155,6 +214,8 @@ impl Default for Config {
             cors: CorsConfig::default(),
             log: LogConfig::default(),
             session_webhook: SessionWebhookConfig::default(),
+            event_webhook: EventWebhookConfig::default(),
+            webhook_auth: None,
             reconciler: ReconcilerConfig::default(),
         }
     }
@@ -200,7 +261,13 @@ impl Default for LegacyConfig {
 
 impl Default for SessionWebhookConfig {
     fn default() -> Self {
-        Self { forward_url: None, on_forward_error: OnForwardError::Fail, forward_timeout_ms: 2_000 }
+        Self { forward_url: None, on_forward_error: OnForwardError::Fail, forward_timeout_ms: 2_000, forward_auth: None }
+    }
+}
+
+impl Default for EventWebhookConfig {
+    fn default() -> Self {
+        Self { forward_url: None, forward_timeout_ms: 5_000, forward_auth: None }
     }
 }
 
@@ -343,6 +410,23 @@ impl Config {
         if let Some(url) = &self.session_webhook.forward_url {
             forward_url(url).map_err(|message| invalid("session_webhook.forward_url", message))?;
         }
+        if let Some(url) = &self.event_webhook.forward_url {
+            forward_url(url).map_err(|message| invalid("event_webhook.forward_url", message))?;
+        }
+        for (key, credentials) in [
+            ("webhook_auth", &self.webhook_auth),
+            ("session_webhook.forward_auth", &self.session_webhook.forward_auth),
+            ("event_webhook.forward_auth", &self.event_webhook.forward_auth),
+        ] {
+            if let Some(credentials) = credentials {
+                if credentials.username.is_empty() || credentials.username.contains(':') {
+                    return Err(invalid(key, "username must be non-empty and contain no ':'"));
+                }
+                if credentials.password.expose().is_empty() {
+                    return Err(invalid(key, "password must not be empty"));
+                }
+            }
+        }
         let positive = [
             ("upstream.timeout_ms", self.upstream.timeout_ms),
             ("upstream.connect_timeout_ms", self.upstream.connect_timeout_ms),
@@ -351,6 +435,7 @@ impl Config {
             ("limits.max_body_bytes", self.limits.max_body_bytes as u64),
             ("limits.max_webhook_body_bytes", self.limits.max_webhook_body_bytes as u64),
             ("session_webhook.forward_timeout_ms", self.session_webhook.forward_timeout_ms),
+            ("event_webhook.forward_timeout_ms", self.event_webhook.forward_timeout_ms),
             ("reconciler.interval_ms", self.reconciler.interval_ms),
             ("limits.request_timeout_ms", self.limits.request_timeout_ms),
             ("limits.max_in_flight", self.limits.max_in_flight as u64),
@@ -443,6 +528,23 @@ mod tests {
         assert_eq!(config.upstream.timeout_ms, 111);
         assert_eq!(config.limits.max_in_flight, 7);
         assert!(!config.legacy.strict);
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let config = Config::load(
+            None,
+            env(&[("SORA_SHIM__WEBHOOK_AUTH__USERNAME", "sora"), ("SORA_SHIM__WEBHOOK_AUTH__PASSWORD", "hunter2-secret")]),
+            &[],
+        )
+        .unwrap();
+        let credentials = config.webhook_auth.clone().unwrap();
+        assert_eq!(credentials.password.expose(), "hunter2-secret");
+        assert_eq!(credentials.header_value(), "Basic c29yYTpodW50ZXIyLXNlY3JldA==");
+        assert!(!format!("{config:?}").contains("hunter2"));
+        assert!(!toml::to_string(&config).unwrap().contains("hunter2"));
+        let error = Config::load(None, env(&[("SORA_SHIM__WEBHOOK_AUTH__USERNAME", "sora")]), &[]).unwrap_err();
+        assert!(error.to_string().contains("password"), "{error}");
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub enum ErrorKind {
     InvalidSplitDuration,
     InvalidSplitOnly,
     RequestTooLarge,
+    Unauthorized,
     Overloaded,
     StoreUnavailable,
     UpstreamUnavailable,
@@ -47,6 +48,7 @@ impl ErrorKind {
             | ErrorKind::InvalidSplitDuration
             | ErrorKind::InvalidSplitOnly => StatusCode::BAD_REQUEST,
             ErrorKind::RequestTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
             ErrorKind::Overloaded | ErrorKind::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::UpstreamUnavailable | ErrorKind::UpstreamError => StatusCode::BAD_GATEWAY,
             ErrorKind::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
@@ -66,6 +68,7 @@ impl ErrorKind {
             ErrorKind::InvalidSplitDuration => "invalid_split_duration",
             ErrorKind::InvalidSplitOnly => "invalid_split_only",
             ErrorKind::RequestTooLarge => "request_too_large",
+            ErrorKind::Unauthorized => "unauthorized",
             ErrorKind::Overloaded => "overloaded",
             ErrorKind::StoreUnavailable => "store_unavailable",
             ErrorKind::UpstreamUnavailable => "upstream_unavailable",
@@ -107,6 +110,8 @@ pub enum ShimError {
     InvalidSplitOnly(String),
     #[error("request body larger than {}", limit.map_or_else(|| "the configured limit (limits.max_body_bytes or limits.max_webhook_body_bytes)".to_owned(), |limit| format!("{limit} bytes")))]
     RequestTooLarge { limit: Option<usize> },
+    #[error("webhook credentials missing or wrong")]
+    Unauthorized,
     #[error("too many requests in flight")]
     Overloaded,
     #[error("store unavailable: {0}")]
@@ -133,6 +138,7 @@ impl ShimError {
             ShimError::InvalidSplitDuration(_) => ErrorKind::InvalidSplitDuration,
             ShimError::InvalidSplitOnly(_) => ErrorKind::InvalidSplitOnly,
             ShimError::RequestTooLarge { .. } => ErrorKind::RequestTooLarge,
+            ShimError::Unauthorized => ErrorKind::Unauthorized,
             ShimError::Overloaded => ErrorKind::Overloaded,
             ShimError::StoreUnavailable(_) => ErrorKind::StoreUnavailable,
             ShimError::UpstreamUnavailable(_) => ErrorKind::UpstreamUnavailable,
@@ -166,6 +172,9 @@ pub fn legacy_error_response(error: &ShimError, names: &ErrorNames) -> Response<
     }
     let mut response = json_response(status, &serde_json::json!({ "error_type": name }));
     response.headers_mut().insert(ERROR_DETAIL_HEADER, detail_header(&error.to_string()));
+    if kind == ErrorKind::Unauthorized {
+        response.headers_mut().insert(http::header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"sora-legacy-shim\""));
+    }
     response.extensions_mut().insert(ReplyOrigin::Shim);
     response
 }
@@ -199,6 +208,7 @@ mod tests {
             (ShimError::InvalidSplitDuration("x".into()), 400, "INVALID-SPLIT-DURATION"),
             (ShimError::InvalidSplitOnly("x".into()), 400, "INVALID-SPLIT-ONLY"),
             (ShimError::RequestTooLarge { limit: Some(10) }, 413, "REQUEST-TOO-LARGE"),
+            (ShimError::Unauthorized, 401, "UNAUTHORIZED"),
             (ShimError::Overloaded, 503, "OVERLOADED"),
             (ShimError::StoreUnavailable("x".into()), 503, "STORE-UNAVAILABLE"),
             (ShimError::UpstreamUnavailable("x".into()), 502, "UPSTREAM-UNAVAILABLE"),

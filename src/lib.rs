@@ -15,4 +15,5 @@ pub mod server;
 pub mod sim;
 pub mod store;
 pub mod upstream;
+pub mod usage;
 pub mod webhooks;

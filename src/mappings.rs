@@ -211,6 +211,7 @@ struct ErrorNamesFile {
     invalid_split_duration: String,
     invalid_split_only: String,
     request_too_large: String,
+    unauthorized: String,
     overloaded: String,
     store_unavailable: String,
     upstream_unavailable: String,
@@ -237,6 +238,7 @@ impl ErrorNames {
             (ErrorKind::InvalidSplitDuration, file.invalid_split_duration),
             (ErrorKind::InvalidSplitOnly, file.invalid_split_only),
             (ErrorKind::RequestTooLarge, file.request_too_large),
+            (ErrorKind::Unauthorized, file.unauthorized),
             (ErrorKind::Overloaded, file.overloaded),
             (ErrorKind::StoreUnavailable, file.store_unavailable),
             (ErrorKind::UpstreamUnavailable, file.upstream_unavailable),
@@ -275,6 +277,7 @@ struct UpstreamFile {
     error_classes: ErrorClassesFile,
     start_reply: StartReplyKeys,
     session_webhook: SessionWebhookKeys,
+    event_webhook: EventWebhookKeys,
     recording: RecordingDefaults,
 }
 
@@ -338,6 +341,18 @@ pub struct SessionWebhookKeys {
     pub reply_format: String,
 }
 
+/// Event webhook field names and which event types are recording events.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventWebhookKeys {
+    #[serde(rename = "type")]
+    pub type_key: String,
+    pub recording_events: Vec<String>,
+    pub session_id: String,
+    pub recording_id: String,
+    pub recording_metadata: String,
+}
+
 /// Options the shim sets on every recording it starts.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -353,6 +368,7 @@ pub struct UpstreamMappings {
     pub list_request_body: serde_json::Value,
     pub start_reply: StartReplyKeys,
     pub session_webhook: SessionWebhookKeys,
+    pub event_webhook: EventWebhookKeys,
     pub recording: RecordingDefaults,
     error_classes: HashMap<String, UpstreamErrorClass>,
 }
@@ -410,17 +426,25 @@ impl UpstreamMappings {
             ("session_webhook.reply_metadata", &file.session_webhook.reply_metadata),
             ("session_webhook.reply_format", &file.session_webhook.reply_format),
             ("recording.format", &file.recording.format),
+            ("event_webhook.type", &file.event_webhook.type_key),
+            ("event_webhook.session_id", &file.event_webhook.session_id),
+            ("event_webhook.recording_id", &file.event_webhook.recording_id),
+            ("event_webhook.recording_metadata", &file.event_webhook.recording_metadata),
         ];
         for (key, value) in keys {
             if value.trim().is_empty() {
                 return Err(format!("{key}: must not be empty"));
             }
         }
+        if file.event_webhook.recording_events.iter().any(|name| name.trim().is_empty()) {
+            return Err("event_webhook.recording_events: empty event name".to_owned());
+        }
         Ok(Self {
             targets: file.targets,
             list_request_body,
             start_reply: file.start_reply,
             session_webhook: file.session_webhook,
+            event_webhook: file.event_webhook,
             recording: file.recording,
             error_classes,
         })

@@ -1,6 +1,6 @@
 //! Decides, per request, who answers: the legacy translator or the upstream (passthrough).
 //!
-//! `POST /hooks/session` is the shim's session webhook. A request is translated when it is a
+//! `POST /hooks/session`, `POST /hooks/event` and `GET /shim/usage` are the shim's own. A request is translated when it is a
 //! `POST` on one of the configured API paths and its `x-sora-target` (header name
 //! case-insensitive, value exact) is listed in `mappings/legacy.toml`. Everything else — no
 //! header, other versions, other vendors' prefixes, other methods or paths — passes through.
@@ -41,12 +41,34 @@ impl ReplyOrigin {
 
 /// Path of the session webhook endpoint.
 pub const SESSION_HOOK_PATH: &str = "/hooks/session";
+/// Path of the event webhook endpoint.
+pub const EVENT_HOOK_PATH: &str = "/hooks/event";
+/// Path of the migration usage report.
+pub const USAGE_PATH: &str = "/shim/usage";
+
+/// Who answers a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    Translated,
+    SessionHook,
+    EventHook,
+    Usage,
+    Passthrough,
+}
+
+impl Endpoint {
+    const COUNT: usize = 5;
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
 
 /// The route chosen for a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Route {
     Translate(LegacyOp),
-    SessionHook,
+    Own(Endpoint),
     Passthrough,
 }
 
@@ -63,10 +85,14 @@ impl RouteTable {
     }
 
     pub fn route<B>(&self, request: &Request<B>) -> Route {
-        if request.method() == Method::POST && request.uri().path() == SESSION_HOOK_PATH {
-            return Route::SessionHook;
+        let path = request.uri().path();
+        match (request.method(), path) {
+            (&Method::POST, SESSION_HOOK_PATH) => return Route::Own(Endpoint::SessionHook),
+            (&Method::POST, EVENT_HOOK_PATH) => return Route::Own(Endpoint::EventHook),
+            (&Method::GET, USAGE_PATH) => return Route::Own(Endpoint::Usage),
+            _ => {}
         }
-        if request.method() != Method::POST || !self.api_paths.iter().any(|path| path == request.uri().path()) {
+        if request.method() != Method::POST || !self.api_paths.iter().any(|api| api == path) {
             return Route::Passthrough;
         }
         request
@@ -78,31 +104,26 @@ impl RouteTable {
     }
 }
 
-type Branch<B> = BoxCloneService<Request<B>, Response<Body>, Infallible>;
+/// One endpoint's service.
+pub type Branch<B> = BoxCloneService<Request<B>, Response<Body>, Infallible>;
 
-/// The innermost service of the stack: sends each request down its branch.
+/// The innermost service of the stack: sends each request to its endpoint's service.
 /// Translated requests carry their [`LegacyOp`] in their extensions.
 pub struct Router<B> {
     table: RouteTable,
-    translated: Branch<B>,
-    session_hook: Branch<B>,
-    passthrough: Branch<B>,
+    branches: [Branch<B>; Endpoint::COUNT],
 }
 
 impl<B> Clone for Router<B> {
     fn clone(&self) -> Self {
-        Self {
-            table: self.table.clone(),
-            translated: self.translated.clone(),
-            session_hook: self.session_hook.clone(),
-            passthrough: self.passthrough.clone(),
-        }
+        Self { table: self.table.clone(), branches: self.branches.clone() }
     }
 }
 
 impl<B> Router<B> {
-    pub fn new(table: RouteTable, translated: Branch<B>, session_hook: Branch<B>, passthrough: Branch<B>) -> Self {
-        Self { table, translated, session_hook, passthrough }
+    /// `branches` in [`Endpoint`] order: translated, session hook, event hook, usage, passthrough.
+    pub fn new(table: RouteTable, branches: [Branch<B>; Endpoint::COUNT]) -> Self {
+        Self { table, branches }
     }
 }
 
@@ -113,21 +134,24 @@ impl<B: 'static> Service<Request<B>> for Router<B> {
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         // Every branch is always ready; polling all keeps the tower contract whichever is called.
-        match (self.translated.poll_ready(cx), self.session_hook.poll_ready(cx), self.passthrough.poll_ready(cx)) {
-            (Poll::Ready(Ok(())), Poll::Ready(Ok(())), Poll::Ready(Ok(()))) => Poll::Ready(Ok(())),
-            _ => Poll::Pending,
+        for branch in &mut self.branches {
+            if branch.poll_ready(cx).is_pending() {
+                return Poll::Pending;
+            }
         }
+        Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        match self.table.route(&request) {
+        let endpoint = match self.table.route(&request) {
             Route::Translate(op) => {
                 request.extensions_mut().insert(op);
-                self.translated.call(request)
+                Endpoint::Translated
             }
-            Route::SessionHook => self.session_hook.call(request),
-            Route::Passthrough => self.passthrough.call(request),
-        }
+            Route::Own(endpoint) => endpoint,
+            Route::Passthrough => Endpoint::Passthrough,
+        };
+        self.branches[endpoint.index()].call(request)
     }
 }
 
@@ -159,9 +183,11 @@ mod tests {
     }
 
     #[test]
-    fn the_session_hook_is_the_shims_own() {
+    fn the_shims_own_endpoints() {
         let table = table();
-        assert_eq!(table.route(&request(Method::POST, "/hooks/session", None)), Route::SessionHook);
+        assert_eq!(table.route(&request(Method::POST, "/hooks/session", None)), Route::Own(Endpoint::SessionHook));
+        assert_eq!(table.route(&request(Method::POST, "/hooks/event", None)), Route::Own(Endpoint::EventHook));
+        assert_eq!(table.route(&request(Method::GET, "/shim/usage", None)), Route::Own(Endpoint::Usage));
         assert_eq!(table.route(&request(Method::GET, "/hooks/session", None)), Route::Passthrough);
     }
 

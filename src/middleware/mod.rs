@@ -6,3 +6,5 @@ pub mod legacy_errors;
 pub mod panic_reply;
 pub mod request_id;
 pub mod trace;
+pub mod usage;
+pub mod webhook_auth;

@@ -26,6 +26,10 @@ use crate::middleware::request_id::MakeUlidRequestId;
 use crate::middleware::trace::{RequestSpan, ResponseLog};
 use crate::routing::{RouteTable, Router};
 use crate::upstream::passthrough::Passthrough;
+use crate::middleware::usage::UsageLayer;
+use crate::middleware::webhook_auth::WebhookAuthLayer;
+use crate::usage::UsageReport;
+use crate::webhooks::event::EventHook;
 use crate::webhooks::session::SessionHook;
 
 /// The service hyper serves: infallible, answering `Response<impl Body>`.
@@ -47,20 +51,33 @@ where
 
     let translated = ServiceBuilder::new()
         .map_response(|response: Response<tower_http::limit::ResponseBody<Body>>| response.map(crate::body::boxed))
+        // Who still calls legacy targets: counted here, where only translated calls arrive.
+        .layer(UsageLayer::new(Arc::clone(&app.usage)))
         // Legacy bodies are buffered to be parsed: cap them (413 up front, or while reading).
         .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
         .service(LegacyService::new(Arc::clone(&app)));
-    let session_hook = ServiceBuilder::new()
-        .map_response(|response: Response<tower_http::limit::ResponseBody<Body>>| response.map(crate::body::boxed))
-        // Webhook bodies are buffered too, under their own limit.
-        .layer(RequestBodyLimitLayer::new(limits.max_webhook_body_bytes))
-        .service(SessionHook::new(Arc::clone(&app)));
+    let webhook = |service| {
+        ServiceBuilder::new()
+            // Sora's webhook credentials are checked before anything is read, changed or forwarded.
+            .layer(WebhookAuthLayer::new(app.config.webhook_auth.as_ref(), Arc::clone(&names)))
+            .map_response(|response: Response<tower_http::limit::ResponseBody<Body>>| response.map(crate::body::boxed))
+            // Webhook bodies are buffered too, under their own limit.
+            .layer(RequestBodyLimitLayer::new(limits.max_webhook_body_bytes))
+            .service(service)
+    };
+    let session_hook = webhook(BoxCloneService::new(SessionHook::new(Arc::clone(&app))));
+    let event_hook = webhook(BoxCloneService::new(EventHook::new(Arc::clone(&app))));
+    let usage = UsageReport::new(Arc::clone(&app.usage));
     let passthrough = Passthrough::new(app.upstream.clone(), Arc::clone(&names));
     let router = Router::new(
         RouteTable::new(&app.config.api_paths, Arc::new(app.mappings.legacy.clone())),
-        BoxCloneService::new(translated),
-        BoxCloneService::new(session_hook),
-        BoxCloneService::new(passthrough),
+        [
+            BoxCloneService::new(translated),
+            BoxCloneService::new(session_hook),
+            BoxCloneService::new(event_hook),
+            BoxCloneService::new(usage),
+            BoxCloneService::new(passthrough),
+        ],
     );
 
     let stack = ServiceBuilder::new()

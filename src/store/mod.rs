@@ -50,6 +50,21 @@ pub struct Leg {
     pub ended_at: Option<i64>,
 }
 
+/// Which legacy recording an upstream session recorded for: kept after the order ends (events
+/// arrive after Stop) for [`MAPPING_RETENTION_SECS`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct SessionMapping {
+    pub session_id: String,
+    /// The legacy `recording_id`.
+    pub recording_id: String,
+    pub channel_id: String,
+    /// The order's metadata exactly as the client sent it.
+    pub metadata: Option<Value>,
+}
+
+/// How long a session ↔ legacy recording mapping outlives its leg.
+pub const MAPPING_RETENTION_SECS: i64 = 7 * 24 * 3600;
+
 /// An open leg with what the reconciler needs to know about its order.
 #[derive(Clone, Debug, PartialEq)]
 pub struct OpenLeg {
@@ -106,6 +121,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// The recordings of a stopped order have been stopped upstream: end its legs and delete it.
     async fn finish_stopped_order(&self, recording_id: &str, now: i64) -> Result<(), StoreError>;
+
+    /// The legacy recording a session recorded for, if the shim started it.
+    async fn session_mapping(&self, session_id: &str) -> Result<Option<SessionMapping>, StoreError>;
 
     /// Deletes expired orders and stopped orders without open legs; returns how many went.
     async fn sweep(&self, now: i64) -> Result<usize, StoreError>;

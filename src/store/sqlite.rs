@@ -14,7 +14,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
-use super::{Leg, OpenLeg, Order, Store, StoreError};
+use super::{Leg, MAPPING_RETENTION_SECS, OpenLeg, Order, SessionMapping, Store, StoreError};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS orders (
@@ -37,6 +37,13 @@ CREATE TABLE IF NOT EXISTS legs (
     started_at            INTEGER NOT NULL,
     ended_at              INTEGER,
     PRIMARY KEY (recording_id, session_id)
+);
+CREATE TABLE IF NOT EXISTS session_mappings (
+    session_id   TEXT PRIMARY KEY,
+    recording_id TEXT NOT NULL,
+    channel_id   TEXT NOT NULL,
+    metadata     TEXT,
+    recorded_at  INTEGER NOT NULL
 );
 ";
 
@@ -303,7 +310,8 @@ impl Store for SqliteStore {
     async fn record_leg(&self, leg: &Leg) -> Result<(), StoreError> {
         let leg = leg.clone();
         self.with_connection(move |connection| {
-            connection
+            let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql_error)?;
+            transaction
                 .execute(
                     "INSERT INTO legs (recording_id, session_id, upstream_recording_id, started_at, ended_at)
                      VALUES (?1, ?2, ?3, ?4, ?5)
@@ -318,7 +326,17 @@ impl Store for SqliteStore {
                     }
                     other => sql_error(other),
                 })?;
-            Ok(())
+            // Remember which legacy recording this session is for, beyond the order's life.
+            transaction
+                .execute(
+                    "INSERT INTO session_mappings (session_id, recording_id, channel_id, metadata, recorded_at)
+                     SELECT ?1, recording_id, channel_id, metadata, ?2 FROM orders WHERE recording_id = ?3
+                     ON CONFLICT (session_id) DO UPDATE SET recording_id = excluded.recording_id,
+                        channel_id = excluded.channel_id, metadata = excluded.metadata, recorded_at = excluded.recorded_at",
+                    params![leg.session_id, leg.started_at, leg.recording_id],
+                )
+                .map_err(sql_error)?;
+            transaction.commit().map_err(sql_error)
         })
         .await
     }
@@ -386,8 +404,34 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn session_mapping(&self, session_id: &str) -> Result<Option<SessionMapping>, StoreError> {
+        let session_id = session_id.to_owned();
+        self.reading(move |connection| {
+            connection
+                .query_row(
+                    "SELECT session_id, recording_id, channel_id, metadata FROM session_mappings WHERE session_id = ?1",
+                    params![session_id],
+                    |row| {
+                        let metadata: Option<String> = row.get(3)?;
+                        Ok(SessionMapping {
+                            session_id: row.get(0)?,
+                            recording_id: row.get(1)?,
+                            channel_id: row.get(2)?,
+                            metadata: metadata.and_then(|text| serde_json::from_str(&text).ok()),
+                        })
+                    },
+                )
+                .optional()
+                .map_err(sql_error)
+        })
+        .await
+    }
+
     async fn sweep(&self, now: i64) -> Result<usize, StoreError> {
         self.with_connection(move |connection| {
+            connection
+                .execute("DELETE FROM session_mappings WHERE recorded_at < ?1", params![now - MAPPING_RETENTION_SECS])
+                .map_err(sql_error)?;
             let expired = connection
                 .execute(
                     "DELETE FROM orders WHERE stopped_at IS NULL AND expire_time > 0 AND expired_at <= ?1",
@@ -583,6 +627,26 @@ mod tests {
         store.create_order(&gone).await.unwrap();
         store.stop_order("gone", 1_001).await.unwrap();
         assert!(matches!(store.record_leg(&leg(&gone, "S")).await, Err(StoreError::OrderGone(id)) if id == gone.recording_id));
+    }
+
+    #[tokio::test]
+    async fn session_mappings_outlive_the_order() {
+        let (store, _) = temp_store();
+        let mut text = order("mapped", 1_000, 0);
+        text.metadata = Some(json!("r1"));
+        store.create_order(&text).await.unwrap();
+        store.record_leg(&leg(&text, "S1")).await.unwrap();
+        store.stop_order("mapped", 1_002).await.unwrap();
+        store.finish_stopped_order(&text.recording_id, 1_003).await.unwrap();
+        assert!(store.active_orders(1_003).await.unwrap().is_empty());
+        let mapping = store.session_mapping("S1").await.unwrap().unwrap();
+        assert_eq!(
+            mapping,
+            SessionMapping { session_id: "S1".into(), recording_id: text.recording_id.clone(), channel_id: "mapped".into(), metadata: Some(json!("r1")) }
+        );
+        assert_eq!(store.session_mapping("S2").await.unwrap(), None);
+        store.sweep(1_001 + MAPPING_RETENTION_SECS + 1).await.unwrap();
+        assert_eq!(store.session_mapping("S1").await.unwrap(), None);
     }
 
     #[tokio::test]

@@ -3,13 +3,14 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, Method, Request, StatusCode, Uri, header};
+use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::body::{Body, full};
+use crate::config::BasicCredentials;
 use crate::error::ShimError;
 use crate::upstream::headers::strip_hop_by_hop;
 
@@ -40,8 +41,16 @@ impl Forwarder {
         Self { client, max_reply_bytes }
     }
 
-    /// POSTs `body` with the caller's end-to-end headers to `target` within `deadline`.
-    pub async fn post(&self, target: &Uri, caller_headers: &HeaderMap, body: Bytes, deadline: Duration) -> Result<Forwarded, ShimError> {
+    /// POSTs `body` with the caller's end-to-end headers to `target` within `deadline`, with
+    /// `auth` as the `Authorization` when given.
+    pub async fn post(
+        &self,
+        target: &Uri,
+        caller_headers: &HeaderMap,
+        body: Bytes,
+        deadline: Duration,
+        auth: Option<&BasicCredentials>,
+    ) -> Result<Forwarded, ShimError> {
         let mut request = Request::new(full(body));
         *request.method_mut() = Method::POST;
         *request.uri_mut() = target.clone();
@@ -49,6 +58,11 @@ impl Forwarder {
         strip_hop_by_hop(&mut headers);
         headers.remove(header::HOST);
         headers.remove(header::CONTENT_LENGTH);
+        if let Some(auth) = auth {
+            let value = HeaderValue::from_str(&auth.header_value())
+                .map_err(|_| ShimError::Internal("forward credentials are not a valid header value".into()))?;
+            headers.insert(header::AUTHORIZATION, value);
+        }
         *request.headers_mut() = headers;
         let exchange = async {
             let response = self

@@ -99,7 +99,8 @@ where
         Some(target) => {
             let deadline = Duration::from_millis(app.config.session_webhook.forward_timeout_ms);
             let ignore = app.config.session_webhook.on_forward_error == OnForwardError::Ignore;
-            match app.forwarder.post(target, &parts.headers, bytes.clone(), deadline).await {
+            let auth = app.config.session_webhook.forward_auth.as_ref();
+            match app.forwarder.post(target, &parts.headers, bytes.clone(), deadline, auth).await {
                 Ok(reply) if reply.status.is_success() => {
                     let body = if reply.body.iter().all(u8::is_ascii_whitespace) {
                         Ok(Map::new())

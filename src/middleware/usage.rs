@@ -1,0 +1,60 @@
+//! `UsageLayer`: counts every translated call in the [`Usage`] table (target, client address,
+//! `User-Agent`). It sits on the translated branch only, so passthrough is never counted.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{Request, header};
+use tower::{Layer, Service};
+
+use crate::app::now_secs;
+use crate::server::PeerAddr;
+use crate::upstream::TARGET_HEADER;
+use crate::usage::Usage;
+
+/// Applies [`UsageCount`].
+#[derive(Clone)]
+pub struct UsageLayer {
+    usage: Arc<Usage>,
+}
+
+impl UsageLayer {
+    pub fn new(usage: Arc<Usage>) -> Self {
+        Self { usage }
+    }
+}
+
+impl<S> Layer<S> for UsageLayer {
+    type Service = UsageCount<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        UsageCount { inner, usage: Arc::clone(&self.usage) }
+    }
+}
+
+/// Records the call, then hands it on.
+#[derive(Clone)]
+pub struct UsageCount<S> {
+    inner: S,
+    usage: Arc<Usage>,
+}
+
+impl<S, B> Service<Request<B>> for UsageCount<S>
+where
+    S: Service<Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let text = |name: &str| request.headers().get(name).and_then(|value| value.to_str().ok()).unwrap_or("");
+        let remote = request.extensions().get::<PeerAddr>().map(|peer| peer.0.ip());
+        self.usage.record(text(TARGET_HEADER).trim(), remote, text(header::USER_AGENT.as_str()), now_secs());
+        self.inner.call(request)
+    }
+}
