@@ -54,8 +54,9 @@ async fn measure(count: usize) -> (u128, u128, u128, u128, f64) {
 
     let mut config = Config::default();
     config.upstream.url = Some("http://127.0.0.1:9".into());
-    let upstream = Upstream::new("http://127.0.0.1:9".parse().unwrap(), &config.upstream);
-    let app = Arc::new(App::new(config, Mappings::built_in(), Arc::new(store), upstream).unwrap());
+    let metrics = Arc::new(sora_legacy_shim::metrics::Metrics::default());
+    let upstream = Upstream::new("http://127.0.0.1:9".parse().unwrap(), &config.upstream, Arc::clone(&metrics));
+    let app = Arc::new(App::new(config, Mappings::built_in(), Arc::new(store), upstream, metrics).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

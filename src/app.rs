@@ -11,7 +11,7 @@ use crate::mappings::Mappings;
 use crate::store::Store;
 use crate::upstream::Upstream;
 use crate::usage::Usage;
-use crate::webhooks::event::EventCounters;
+use crate::metrics::Metrics;
 use crate::webhooks::forward::Forwarder;
 
 /// Shared, read-only application state (the store and clients handle their own concurrency).
@@ -25,15 +25,16 @@ pub struct App {
     pub session_forward: Option<Uri>,
     /// `event_webhook.forward_url`, parsed.
     pub event_forward: Option<Uri>,
-    /// Event webhook outcomes.
-    pub events: EventCounters,
+    /// Everything `/metrics` shows.
+    pub metrics: Arc<Metrics>,
     /// Translated calls by target and client.
     pub usage: Arc<Usage>,
 }
 
 impl App {
     /// Assembles the state; `config` must have passed [`Config::validate`].
-    pub fn new(config: Config, mappings: Mappings, store: Arc<dyn Store>, upstream: Upstream) -> Result<Self, String> {
+    /// `metrics` must be the registry `upstream` was built with.
+    pub fn new(config: Config, mappings: Mappings, store: Arc<dyn Store>, upstream: Upstream, metrics: Arc<Metrics>) -> Result<Self, String> {
         let session_forward = config
             .session_webhook
             .forward_url
@@ -57,7 +58,7 @@ impl App {
             forwarder,
             session_forward,
             event_forward,
-            events: EventCounters::default(),
+            metrics,
             usage: Arc::new(Usage::default()),
         })
     }

@@ -155,13 +155,14 @@ async fn run(config: Config, mappings: Mappings) -> Result<(), String> {
         None => start_bundled_emulator(address).await?,
     };
     let base = upstream_base(&upstream_url).map_err(|message| format!("upstream.url: {message}"))?;
-    let upstream = Upstream::new(base, &config.upstream);
+    let metrics = Arc::new(crate::metrics::Metrics::default());
+    let upstream = Upstream::new(base, &config.upstream, Arc::clone(&metrics));
 
     let options = ServeOptions {
         header_read_timeout: std::time::Duration::from_millis(config.limits.header_read_timeout_ms),
         shutdown_grace: std::time::Duration::from_millis(config.limits.shutdown_grace_ms),
     };
-    let app = Arc::new(App::new(config, mappings, Arc::new(store), upstream)?);
+    let app = Arc::new(App::new(config, mappings, Arc::new(store), upstream, metrics)?);
     tokio::spawn(crate::reconciler::run(Arc::clone(&app)));
     let service = stack::build(app);
     announce(&format!("listening on http://{address}"));

@@ -8,6 +8,8 @@ pub mod config;
 pub mod error;
 pub mod legacy;
 pub mod mappings;
+pub mod metrics;
+pub mod ops;
 pub mod reconciler;
 pub mod middleware;
 pub mod routing;

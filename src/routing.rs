@@ -53,11 +53,14 @@ pub enum Endpoint {
     SessionHook,
     EventHook,
     Usage,
+    Health,
+    Ready,
+    Metrics,
     Passthrough,
 }
 
 impl Endpoint {
-    const COUNT: usize = 5;
+    const COUNT: usize = 8;
 
     fn index(self) -> usize {
         self as usize
@@ -90,6 +93,9 @@ impl RouteTable {
             (&Method::POST, SESSION_HOOK_PATH) => return Route::Own(Endpoint::SessionHook),
             (&Method::POST, EVENT_HOOK_PATH) => return Route::Own(Endpoint::EventHook),
             (&Method::GET, USAGE_PATH) => return Route::Own(Endpoint::Usage),
+            (&Method::GET, "/health") => return Route::Own(Endpoint::Health),
+            (&Method::GET, "/ready") => return Route::Own(Endpoint::Ready),
+            (&Method::GET, "/metrics") => return Route::Own(Endpoint::Metrics),
             _ => {}
         }
         if request.method() != Method::POST || !self.api_paths.iter().any(|api| api == path) {
@@ -121,7 +127,8 @@ impl<B> Clone for Router<B> {
 }
 
 impl<B> Router<B> {
-    /// `branches` in [`Endpoint`] order: translated, session hook, event hook, usage, passthrough.
+    /// `branches` in [`Endpoint`] order: translated, session hook, event hook, usage, health,
+    /// ready, metrics, passthrough.
     pub fn new(table: RouteTable, branches: [Branch<B>; Endpoint::COUNT]) -> Self {
         Self { table, branches }
     }
@@ -188,6 +195,9 @@ mod tests {
         assert_eq!(table.route(&request(Method::POST, "/hooks/session", None)), Route::Own(Endpoint::SessionHook));
         assert_eq!(table.route(&request(Method::POST, "/hooks/event", None)), Route::Own(Endpoint::EventHook));
         assert_eq!(table.route(&request(Method::GET, "/shim/usage", None)), Route::Own(Endpoint::Usage));
+        assert_eq!(table.route(&request(Method::GET, "/health", None)), Route::Own(Endpoint::Health));
+        assert_eq!(table.route(&request(Method::GET, "/ready", None)), Route::Own(Endpoint::Ready));
+        assert_eq!(table.route(&request(Method::GET, "/metrics", None)), Route::Own(Endpoint::Metrics));
         assert_eq!(table.route(&request(Method::GET, "/hooks/session", None)), Route::Passthrough);
     }
 

@@ -16,8 +16,8 @@ pub async fn list_archiving(app: &App, caller_headers: &HeaderMap) -> Result<Val
     let upstream = &app.mappings.upstream;
     let body = &upstream.list_request_body;
     let (sessions, connections) = tokio::join!(
-        app.upstream.call_json(&upstream.targets.list_sessions, body, caller_headers),
-        app.upstream.call_json(&upstream.targets.list_connections, body, caller_headers),
+        app.upstream.call_json("list_sessions", &upstream.targets.list_sessions, body, caller_headers),
+        app.upstream.call_json("list_connections", &upstream.targets.list_connections, body, caller_headers),
     );
     let sessions = array_reply(app, &upstream.targets.list_sessions, sessions?)?;
     let connections = array_reply(app, &upstream.targets.list_connections, connections?)?;

@@ -67,7 +67,7 @@ pub async fn start(app: &App, request: StartRequest, caller_headers: &HeaderMap)
 pub async fn start_upstream(app: &App, order: &Order, now: i64, caller_headers: &HeaderMap) -> Result<(), ShimError> {
     let upstream = &app.mappings.upstream;
     let body = start_request(order, now, &upstream.recording.format);
-    let reply = app.upstream.call_json(&upstream.targets.start_recording, &body, caller_headers).await?;
+    let reply = app.upstream.call_json("start_recording", &upstream.targets.start_recording, &body, caller_headers).await?;
     if reply.status == StatusCode::OK {
         // The upstream records now, whatever its body says; an unreadable body only costs the leg.
         let json = reply.json().unwrap_or_else(|error| {

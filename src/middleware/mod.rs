@@ -3,6 +3,7 @@
 //! them all in order.
 
 pub mod legacy_errors;
+pub mod metrics;
 pub mod panic_reply;
 pub mod request_id;
 pub mod trace;

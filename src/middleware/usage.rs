@@ -1,5 +1,6 @@
 //! `UsageLayer`: counts every translated call in the [`Usage`] table (target, client address,
-//! `User-Agent`). It sits on the translated branch only, so passthrough is never counted.
+//! `User-Agent`) and in the `legacy_calls` metric (target only). It sits on the translated branch
+//! only, so passthrough is never counted.
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -8,6 +9,7 @@ use http::{Request, header};
 use tower::{Layer, Service};
 
 use crate::app::now_secs;
+use crate::metrics::Metrics;
 use crate::server::PeerAddr;
 use crate::upstream::TARGET_HEADER;
 use crate::usage::Usage;
@@ -16,11 +18,12 @@ use crate::usage::Usage;
 #[derive(Clone)]
 pub struct UsageLayer {
     usage: Arc<Usage>,
+    metrics: Arc<Metrics>,
 }
 
 impl UsageLayer {
-    pub fn new(usage: Arc<Usage>) -> Self {
-        Self { usage }
+    pub fn new(usage: Arc<Usage>, metrics: Arc<Metrics>) -> Self {
+        Self { usage, metrics }
     }
 }
 
@@ -28,7 +31,7 @@ impl<S> Layer<S> for UsageLayer {
     type Service = UsageCount<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        UsageCount { inner, usage: Arc::clone(&self.usage) }
+        UsageCount { inner, usage: Arc::clone(&self.usage), metrics: Arc::clone(&self.metrics) }
     }
 }
 
@@ -37,6 +40,7 @@ impl<S> Layer<S> for UsageLayer {
 pub struct UsageCount<S> {
     inner: S,
     usage: Arc<Usage>,
+    metrics: Arc<Metrics>,
 }
 
 impl<S, B> Service<Request<B>> for UsageCount<S>
@@ -54,7 +58,9 @@ where
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let text = |name: &str| request.headers().get(name).and_then(|value| value.to_str().ok()).unwrap_or("");
         let remote = request.extensions().get::<PeerAddr>().map(|peer| peer.0.ip());
-        self.usage.record(text(TARGET_HEADER).trim(), remote, text(header::USER_AGENT.as_str()), now_secs());
+        let target = text(TARGET_HEADER).trim();
+        self.usage.record(target, remote, text(header::USER_AGENT.as_str()), now_secs());
+        self.metrics.legacy_calls.get_or_create(&[("target", target.to_owned())]).inc();
         self.inner.call(request)
     }
 }

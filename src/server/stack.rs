@@ -26,7 +26,9 @@ use crate::middleware::request_id::MakeUlidRequestId;
 use crate::middleware::trace::{RequestSpan, ResponseLog};
 use crate::routing::{RouteTable, Router};
 use crate::upstream::passthrough::Passthrough;
+use crate::middleware::metrics::MetricsLayer;
 use crate::middleware::usage::UsageLayer;
+use crate::ops::{Ops, OpsEndpoint};
 use crate::middleware::webhook_auth::WebhookAuthLayer;
 use crate::usage::UsageReport;
 use crate::webhooks::event::EventHook;
@@ -52,7 +54,7 @@ where
     let translated = ServiceBuilder::new()
         .map_response(|response: Response<tower_http::limit::ResponseBody<Body>>| response.map(crate::body::boxed))
         // Who still calls legacy targets: counted here, where only translated calls arrive.
-        .layer(UsageLayer::new(Arc::clone(&app.usage)))
+        .layer(UsageLayer::new(Arc::clone(&app.usage), Arc::clone(&app.metrics)))
         // Legacy bodies are buffered to be parsed: cap them (413 up front, or while reading).
         .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
         .service(LegacyService::new(Arc::clone(&app)));
@@ -76,6 +78,9 @@ where
             BoxCloneService::new(session_hook),
             BoxCloneService::new(event_hook),
             BoxCloneService::new(usage),
+            BoxCloneService::new(Ops::new(Arc::clone(&app), OpsEndpoint::Health)),
+            BoxCloneService::new(Ops::new(Arc::clone(&app), OpsEndpoint::Ready)),
+            BoxCloneService::new(Ops::new(Arc::clone(&app), OpsEndpoint::Metrics)),
             BoxCloneService::new(passthrough),
         ],
     );
@@ -88,6 +93,8 @@ where
         .layer(PropagateRequestIdLayer::x_request_id())
         // One span and one log line per request: id, target, route, status, latency.
         .layer(TraceLayer::new_for_http().make_span_with(RequestSpan).on_request(()).on_response(ResponseLog).on_failure(()))
+        // Counted and timed by surface, route and outcome, with the final status.
+        .layer(MetricsLayer::new(Arc::clone(&app.metrics)))
         // From here down errors and bare failure statuses become {"error_type"}: the stack is infallible.
         .layer(LegacyErrorsLayer::new(Arc::clone(&names)))
         // A panic anywhere below answers 500 INTERNAL-ERROR instead of dropping the connection.
@@ -167,8 +174,9 @@ mod tests {
         tweak(&mut config);
         let path = std::env::temp_dir().join(format!("shim-stack-{}", ulid::Ulid::generate())).join("orders.db");
         let store = SqliteStore::open(&path, Duration::from_secs(5)).unwrap();
-        let upstream = Upstream::new(upstream.parse().unwrap(), &config.upstream);
-        Arc::new(App::new(config, Mappings::built_in(), Arc::new(store), upstream).unwrap())
+        let metrics = Arc::new(crate::metrics::Metrics::default());
+        let upstream = Upstream::new(upstream.parse().unwrap(), &config.upstream, Arc::clone(&metrics));
+        Arc::new(App::new(config, Mappings::built_in(), Arc::new(store), upstream, metrics).unwrap())
     }
 
     fn request(target: Option<&str>, body: &'static str) -> Request<Full<Bytes>> {

@@ -65,6 +65,13 @@ pub struct SessionMapping {
 /// How long a session ↔ legacy recording mapping outlives its leg.
 pub const MAPPING_RETENTION_SECS: i64 = 7 * 24 * 3600;
 
+/// Sizes for the metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    pub active_orders: i64,
+    pub open_legs: i64,
+}
+
 /// An open leg with what the reconciler needs to know about its order.
 #[derive(Clone, Debug, PartialEq)]
 pub struct OpenLeg {
@@ -124,6 +131,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// The legacy recording a session recorded for, if the shim started it.
     async fn session_mapping(&self, session_id: &str) -> Result<Option<SessionMapping>, StoreError>;
+
+    /// How many orders are active at `now`, and how many legs are open.
+    async fn stats(&self, now: i64) -> Result<StoreStats, StoreError>;
+
+    /// Proves the store takes writes now (takes and releases the write lock).
+    async fn check_writable(&self) -> Result<(), StoreError>;
 
     /// Deletes expired orders and stopped orders without open legs; returns how many went.
     async fn sweep(&self, now: i64) -> Result<usize, StoreError>;

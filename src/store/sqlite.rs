@@ -14,7 +14,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
-use super::{Leg, MAPPING_RETENTION_SECS, OpenLeg, Order, SessionMapping, Store, StoreError};
+use super::{Leg, MAPPING_RETENTION_SECS, OpenLeg, Order, SessionMapping, Store, StoreError, StoreStats};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS orders (
@@ -427,6 +427,26 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn stats(&self, now: i64) -> Result<StoreStats, StoreError> {
+        self.reading(move |connection| {
+            let active_orders = connection
+                .query_row(&format!("SELECT count(*) FROM orders WHERE {ACTIVE}"), rusqlite::named_params! {":now": now}, |row| row.get(0))
+                .map_err(sql_error)?;
+            let open_legs =
+                connection.query_row("SELECT count(*) FROM legs WHERE ended_at IS NULL", [], |row| row.get(0)).map_err(sql_error)?;
+            Ok(StoreStats { active_orders, open_legs })
+        })
+        .await
+    }
+
+    async fn check_writable(&self) -> Result<(), StoreError> {
+        self.with_connection(|connection| {
+            let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql_error)?;
+            transaction.rollback().map_err(sql_error)
+        })
+        .await
+    }
+
     async fn sweep(&self, now: i64) -> Result<usize, StoreError> {
         self.with_connection(move |connection| {
             connection
@@ -647,6 +667,22 @@ mod tests {
         assert_eq!(store.session_mapping("S2").await.unwrap(), None);
         store.sweep(1_001 + MAPPING_RETENTION_SECS + 1).await.unwrap();
         assert_eq!(store.session_mapping("S1").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn stats_and_writability() {
+        let (store, path) = temp_store();
+        let with_leg = order("a", 1_000, 0);
+        store.create_order(&with_leg).await.unwrap();
+        store.create_order(&order("b", 1_000, 5)).await.unwrap();
+        store.record_leg(&leg(&with_leg, "S")).await.unwrap();
+        assert_eq!(store.stats(1_001).await.unwrap(), StoreStats { active_orders: 2, open_legs: 1 });
+        assert_eq!(store.stats(1_010).await.unwrap(), StoreStats { active_orders: 1, open_legs: 1 });
+        store.check_writable().await.unwrap();
+        let locker = Connection::open(&path).unwrap();
+        locker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+        let short = SqliteStore::open(&path, Duration::from_millis(50)).unwrap();
+        assert!(matches!(short.check_writable().await, Err(StoreError::Unavailable(_))));
     }
 
     #[tokio::test]

@@ -8,7 +8,9 @@
 pub mod headers;
 pub mod passthrough;
 
-use std::time::Duration;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::uri::{PathAndQuery, Uri};
@@ -23,6 +25,7 @@ use serde_json::Value;
 use crate::body::{Body, full};
 use crate::config::UpstreamConfig;
 use crate::error::ShimError;
+use crate::metrics::Metrics;
 
 /// Header carrying the API target.
 pub const TARGET_HEADER: &str = "x-sora-target";
@@ -34,6 +37,7 @@ pub struct Upstream {
     base: Uri,
     timeout: Duration,
     max_reply_bytes: usize,
+    metrics: Arc<Metrics>,
 }
 
 /// A complete upstream reply to a call the shim made itself.
@@ -66,7 +70,7 @@ impl UpstreamReply {
 
 impl Upstream {
     /// A client for `base` (already checked by [`crate::config::upstream_base`]).
-    pub fn new(base: Uri, config: &UpstreamConfig) -> Self {
+    pub fn new(base: Uri, config: &UpstreamConfig, metrics: Arc<Metrics>) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(Duration::from_millis(config.connect_timeout_ms)));
@@ -79,11 +83,23 @@ impl Upstream {
             base,
             timeout: Duration::from_millis(config.timeout_ms),
             max_reply_bytes: config.max_reply_bytes,
+            metrics,
         }
     }
 
     pub fn base(&self) -> &Uri {
         &self.base
+    }
+
+    /// Whether a TCP connection to the upstream opens within `deadline` (readiness).
+    pub async fn reachable(&self, deadline: Duration) -> Result<(), String> {
+        let host = self.base.host().unwrap_or("127.0.0.1").trim_start_matches('[').trim_end_matches(']').to_owned();
+        let port = self.base.port_u16().unwrap_or(80);
+        match tokio::time::timeout(deadline, tokio::net::TcpStream::connect((host.as_str(), port))).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(error)) => Err(format!("{host}:{port}: {error}")),
+            Err(_) => Err(format!("{host}:{port}: no connection within {deadline:?}")),
+        }
     }
 
     /// The upstream URI for a request's path and query: the base's path prefix, then the request's.
@@ -98,12 +114,38 @@ impl Upstream {
 
     /// Sends a prepared request (passthrough) and returns the streaming response.
     pub async fn send(&self, request: Request<Body>) -> Result<Response<Incoming>, ShimError> {
+        self.timed("passthrough", self.send_unmetered(request)).await
+    }
+
+    async fn send_unmetered(&self, request: Request<Body>) -> Result<Response<Incoming>, ShimError> {
         self.client.request(request).await.map_err(|error| classify_client_error(&error))
     }
 
+    /// Runs one upstream exchange, recording its latency and any failure under `call`.
+    async fn timed<T>(&self, call: &'static str, exchange: impl Future<Output = Result<T, ShimError>>) -> Result<T, ShimError> {
+        let started = Instant::now();
+        let result = exchange.await;
+        self.metrics.upstream_duration.get_or_create(&[("call", call)]).observe(started.elapsed().as_secs_f64());
+        if let Err(error) = &result {
+            let kind = match error {
+                ShimError::UpstreamUnavailable(_) => "unavailable",
+                ShimError::UpstreamTimeout(_) => "timeout",
+                _ => "error",
+            };
+            self.metrics.upstream_errors.get_or_create(&[("call", call), ("kind", kind)]).inc();
+        }
+        result
+    }
+
     /// Calls `target` with a JSON body, forwarding the caller's end-to-end `headers`, and reads
-    /// the whole reply within the upstream timeout.
-    pub async fn call_json(&self, target: &str, body: &Value, caller_headers: &HeaderMap) -> Result<UpstreamReply, ShimError> {
+    /// the whole reply within the upstream timeout. `call` names the call in the metrics.
+    pub async fn call_json(
+        &self,
+        call: &'static str,
+        target: &str,
+        body: &Value,
+        caller_headers: &HeaderMap,
+    ) -> Result<UpstreamReply, ShimError> {
         let mut request = Request::new(full(body.to_string()));
         *request.method_mut() = Method::POST;
         *request.uri_mut() = self.uri_for(None);
@@ -115,7 +157,7 @@ impl Upstream {
             HeaderValue::from_str(target).map_err(|_| ShimError::Internal(format!("bad upstream target {target:?}")))?,
         );
         let exchange = async {
-            let response = self.send(request).await?;
+            let response = self.send_unmetered(request).await?;
             let status = response.status();
             let body = Limited::new(response.into_body(), self.max_reply_bytes)
                 .collect()
@@ -124,10 +166,13 @@ impl Upstream {
                 .to_bytes();
             Ok(UpstreamReply { status, body })
         };
-        match tokio::time::timeout(self.timeout, exchange).await {
-            Ok(result) => result,
-            Err(_) => Err(ShimError::UpstreamTimeout(format!("{target} took longer than {:?}", self.timeout))),
-        }
+        let bounded = async {
+            match tokio::time::timeout(self.timeout, exchange).await {
+                Ok(result) => result,
+                Err(_) => Err(ShimError::UpstreamTimeout(format!("{target} took longer than {:?}", self.timeout))),
+            }
+        };
+        self.timed(call, bounded).await
     }
 }
 
@@ -153,7 +198,7 @@ mod tests {
     use super::*;
 
     fn upstream(base: &str) -> Upstream {
-        Upstream::new(base.parse().unwrap(), &UpstreamConfig::default())
+        Upstream::new(base.parse().unwrap(), &UpstreamConfig::default(), Arc::new(Metrics::default()))
     }
 
     #[tokio::test]
@@ -176,7 +221,7 @@ mod tests {
         let address = listener.local_addr().unwrap();
         drop(listener);
         let error = upstream(&format!("http://{address}"))
-            .call_json("Sora_20231220.ListSessions", &serde_json::json!({}), &HeaderMap::new())
+            .call_json("list_sessions", "Sora_20231220.ListSessions", &serde_json::json!({}), &HeaderMap::new())
             .await
             .unwrap_err();
         assert!(matches!(error, ShimError::UpstreamUnavailable(_)), "{error:?}");

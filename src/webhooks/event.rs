@@ -11,7 +11,6 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -47,22 +46,14 @@ pub enum EventOutcome {
     Other,
 }
 
-/// Counts of events by outcome, for the log and the metrics.
-#[derive(Debug, Default)]
-pub struct EventCounters {
-    pub translated: AtomicU64,
-    pub unmapped: AtomicU64,
-    pub other: AtomicU64,
-}
-
-impl EventCounters {
-    fn count(&self, outcome: EventOutcome) {
-        let counter = match outcome {
-            EventOutcome::Translated => &self.translated,
-            EventOutcome::Unmapped => &self.unmapped,
-            EventOutcome::Other => &self.other,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+impl EventOutcome {
+    /// The metrics label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventOutcome::Translated => "translated",
+            EventOutcome::Unmapped => "unmapped",
+            EventOutcome::Other => "other",
+        }
     }
 }
 
@@ -108,7 +99,7 @@ where
     let (parts, body) = request.into_parts();
     let bytes = read_body(body, app.config.limits.max_webhook_body_bytes).await?;
     let (outgoing, outcome) = legacy_shape(app, &bytes).await?;
-    app.events.count(outcome);
+    app.metrics.events.get_or_create(&[("outcome", outcome.as_str())]).inc();
     tracing::debug!(?outcome, "event webhook");
 
     let Some(target) = &app.event_forward else {

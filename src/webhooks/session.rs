@@ -169,6 +169,7 @@ async fn apply_event(app: &Arc<App>, event: &Map<String, Value>, base: &mut Base
             return Ok(());
         }
         tracing::info!(%channel_id, %session_id, recording_id = %order.recording_id, "session created: recording switched on");
+        app.metrics.webhook_merges.inc();
         let store = Arc::clone(&app.store);
         let leg = Leg { recording_id: order.recording_id, session_id, upstream_recording_id: None, started_at: now, ended_at: None };
         let channel_id = channel_id.clone();
