@@ -12,13 +12,15 @@ use tokio::net::TcpListener;
 use crate::app::App;
 use crate::config::{Config, upstream_base};
 use crate::mappings::Mappings;
+use crate::server::reload::Reloadable;
 use crate::server::{ServeOptions, serve, shutdown_signal, stack};
+use crate::store::Store;
 use crate::sim::{SimOptions, run as run_sim};
 use crate::store::sqlite::SqliteStore;
 use crate::upstream::Upstream;
 
 /// A drop-in proxy that answers Sora's removed legacy recording API on top of the session API.
-#[derive(Debug, Parser)]
+#[derive(Clone, Debug, Parser)]
 #[command(name = "sora-legacy-shim", version)]
 pub struct Cli {
     #[command(subcommand)]
@@ -38,14 +40,29 @@ pub struct Cli {
     /// Directory with legacy.toml, errors.toml and upstream.toml.
     #[arg(long, global = true, value_name = "DIR")]
     mappings: Option<PathBuf>,
+    /// Log format: pretty (terminals) or json (collectors).
+    #[arg(long, global = true, value_name = "FORMAT")]
+    log_format: Option<String>,
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Clone, Debug, Subcommand)]
 enum Command {
     /// Serve the shim (the default).
     Run,
     /// Validate the configuration and mappings, print what would be used, and exit.
     Check,
+    /// Check a real Sora (--upstream) against the assumptions in mappings/ with a short,
+    /// harmless sequence on an idle channel; exits 1 on any difference.
+    Probe {
+        /// Throwaway channel to use; it must have no session (default: a fresh random name).
+        #[arg(long, value_name = "ID")]
+        channel: Option<String>,
+    },
+    /// GET a URL and exit 0 on a 2xx answer (container health checks; no curl needed).
+    Healthcheck {
+        #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:3000/health")]
+        url: String,
+    },
 }
 
 /// Entry point of the binary.
@@ -65,13 +82,15 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match cli.command.unwrap_or(Command::Run) {
+    match cli.command.clone().unwrap_or(Command::Run) {
         Command::Check => check(&config, &mappings),
+        Command::Probe { channel } => block_on(probe(&config, &mappings, channel)),
+        Command::Healthcheck { url } => block_on(healthcheck(url)),
         Command::Run => {
-            init_tracing(&config.log.level);
+            init_tracing(&config.log);
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build();
             match runtime {
-                Ok(runtime) => match runtime.block_on(run(config, mappings)) {
+                Ok(runtime) => match runtime.block_on(run(cli, config, mappings)) {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(message) => {
                         eprintln!("error: {message}");
@@ -100,6 +119,9 @@ fn load_config(cli: &Cli) -> Result<Config, String> {
     }
     if let Some(mappings) = &cli.mappings {
         overrides.push(("mappings_dir", mappings.display().to_string()));
+    }
+    if let Some(format) = &cli.log_format {
+        overrides.push(("log.format", format.clone()));
     }
     Config::load(cli.config.as_deref(), None, &overrides).map_err(|error| error.to_string())
 }
@@ -134,41 +156,184 @@ fn check(config: &Config, mappings: &Mappings) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn init_tracing(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    use std::io::IsTerminal;
-    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(std::io::stderr().is_terminal()).with_writer(std::io::stderr).init();
+fn block_on(work: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime.block_on(work),
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
-/// Serves the shim until SIGINT/SIGTERM.
-async fn run(config: Config, mappings: Mappings) -> Result<(), String> {
-    let store = SqliteStore::open(&config.store.path, std::time::Duration::from_millis(config.store.busy_timeout_ms)).map_err(|error| format!("store: {error}"))?;
+async fn probe(config: &Config, mappings: &Mappings, channel: Option<String>) -> ExitCode {
+    let Some(url) = &config.upstream.url else {
+        eprintln!("error: probe needs the Sora to check: --upstream URL (or upstream.url)");
+        return ExitCode::from(2);
+    };
+    let base = match upstream_base(url) {
+        Ok(base) => base,
+        Err(message) => {
+            eprintln!("error: upstream.url: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let upstream = Upstream::new(base, &config.upstream, Arc::new(crate::metrics::Metrics::default()));
+    let channel = channel.unwrap_or_else(|| format!("sora-legacy-shim-probe-{}", ulid::Ulid::generate()));
+    println!("probing {url} on channel {channel:?} with mappings from {}", mappings.source);
+    match crate::probe::run(&upstream, mappings, &channel).await {
+        Ok(checks) => {
+            println!("{}", crate::probe::table(&checks));
+            let different = checks.iter().filter(|check| !check.ok).count();
+            if different == 0 {
+                println!("all {} assumptions hold", checks.len());
+                ExitCode::SUCCESS
+            } else {
+                println!("{different} of {} assumptions differ: correct the mapping keys above (then `check`)", checks.len());
+                ExitCode::from(1)
+            }
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(3)
+        }
+    }
+}
+
+async fn healthcheck(url: String) -> ExitCode {
+    use http_body_util::Empty;
+    use hyper_util::client::legacy::Client;
+    let Ok(uri) = url.parse::<http::Uri>() else {
+        eprintln!("error: {url:?} is not a URL");
+        return ExitCode::from(2);
+    };
+    let client = Client::builder(hyper_util::rt::TokioExecutor::new()).build_http::<Empty<bytes::Bytes>>();
+    match tokio::time::timeout(std::time::Duration::from_secs(3), client.get(uri)).await {
+        Ok(Ok(response)) if response.status().is_success() => ExitCode::SUCCESS,
+        Ok(Ok(response)) => {
+            eprintln!("{url}: {}", response.status());
+            ExitCode::FAILURE
+        }
+        Ok(Err(error)) => {
+            eprintln!("{url}: {error}");
+            ExitCode::FAILURE
+        }
+        Err(_) => {
+            eprintln!("{url}: no answer within 3 s");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(log: &crate::config::LogConfig) {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&log.level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match log.format {
+        crate::config::LogFormat::Pretty => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        // One JSON object per line, event fields at the top level, the request span's fields
+        // (request id, method, path, target) under "span".
+        crate::config::LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).with_span_list(false).init(),
+    }
+}
+
+/// Serves the shim until SIGINT/SIGTERM; SIGHUP re-reads the configuration and `mappings/`.
+async fn run(cli: Cli, config: Config, mappings: Mappings) -> Result<(), String> {
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&config.store.path, std::time::Duration::from_millis(config.store.busy_timeout_ms))
+            .map_err(|error| format!("store: {error}"))?,
+    );
     tracing::info!(path = %config.store.path.display(), "order store opened");
     tracing::info!(source = %mappings.source, "mappings loaded");
 
     let listener = TcpListener::bind(config.listen).await.map_err(|error| format!("cannot listen on {}: {error}", config.listen))?;
     let address = listener.local_addr().map_err(|error| error.to_string())?;
-    let upstream_url = match &config.upstream.url {
-        Some(url) => url.clone(),
-        None => start_bundled_emulator(address).await?,
+    let bundled = match &config.upstream.url {
+        Some(_) => None,
+        None => Some(start_bundled_emulator(address).await?),
     };
-    let base = upstream_base(&upstream_url).map_err(|message| format!("upstream.url: {message}"))?;
-    let metrics = Arc::new(crate::metrics::Metrics::default());
-    let upstream = Upstream::new(base, &config.upstream, Arc::clone(&metrics));
-
     let options = ServeOptions {
         header_read_timeout: std::time::Duration::from_millis(config.limits.header_read_timeout_ms),
         shutdown_grace: std::time::Duration::from_millis(config.limits.shutdown_grace_ms),
     };
-    let app = Arc::new(App::new(config, mappings, Arc::new(store), upstream, metrics)?);
-    tokio::spawn(crate::reconciler::run(Arc::clone(&app)));
-    let service = stack::build(app);
+    let metrics = Arc::new(crate::metrics::Metrics::default());
+    let usage = Arc::new(crate::usage::Usage::default());
+    let app = assemble(config, mappings, Arc::clone(&store), bundled.as_deref(), Arc::clone(&metrics), Arc::clone(&usage))?;
+    let upstream_url = app.upstream.base().to_string();
+    let live = Arc::new(std::sync::RwLock::new(Arc::clone(&app)));
+    tokio::spawn(crate::reconciler::run(Arc::clone(&live)));
+    let service = Reloadable::new(stack::build(app));
+    tokio::spawn(reload_on_sighup(cli, service.clone(), live, store, bundled, metrics, usage));
     announce(&format!("listening on http://{address}"));
     tracing::info!(%address, upstream = %upstream_url, "sora-legacy-shim ready");
     serve(listener, service, options, shutdown_signal()).await;
     Ok(())
+}
+
+/// The application state for `config` and `mappings`, sharing the store, metrics and usage table.
+fn assemble(
+    config: Config,
+    mappings: Mappings,
+    store: Arc<dyn Store>,
+    bundled: Option<&str>,
+    metrics: Arc<crate::metrics::Metrics>,
+    usage: Arc<crate::usage::Usage>,
+) -> Result<Arc<App>, String> {
+    let url = config.upstream.url.as_deref().or(bundled).ok_or("upstream.url: none configured")?.to_owned();
+    let base = upstream_base(&url).map_err(|message| format!("upstream.url: {message}"))?;
+    let upstream = Upstream::new(base, &config.upstream, Arc::clone(&metrics));
+    let mut app = App::new(config, mappings, store, upstream, metrics)?;
+    app.usage = usage;
+    Ok(Arc::new(app))
+}
+
+/// On every SIGHUP: loads the configuration and mappings again and, when both are valid, puts a
+/// new stack in force; otherwise logs why and keeps the old one. The listen address and the store
+/// cannot change without a restart.
+async fn reload_on_sighup(
+    cli: Cli,
+    service: Reloadable,
+    live: Arc<std::sync::RwLock<Arc<App>>>,
+    store: Arc<dyn Store>,
+    bundled: Option<String>,
+    metrics: Arc<crate::metrics::Metrics>,
+    usage: Arc<crate::usage::Usage>,
+) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; reload disabled");
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        let current = Arc::clone(&live.read().unwrap_or_else(|poisoned| poisoned.into_inner()));
+        let attempt = load_config(&cli).and_then(|config| {
+            let mappings = load_mappings(&config)?;
+            Ok((config, mappings))
+        });
+        let (mut config, mappings) = match attempt {
+            Ok(loaded) => loaded,
+            Err(message) => {
+                tracing::error!(error = %message, "reload rejected; the previous configuration and mappings stay in force");
+                continue;
+            }
+        };
+        if config.listen != current.config.listen || config.store != current.config.store {
+            tracing::warn!("reload: `listen` and `store` changes need a restart; keeping the running ones");
+            config.listen = current.config.listen;
+            config.store = current.config.store.clone();
+        }
+        let source = mappings.source.clone();
+        match assemble(config, mappings, Arc::clone(&store), bundled.as_deref(), Arc::clone(&metrics), Arc::clone(&usage)) {
+            Ok(app) => {
+                *live.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::clone(&app);
+                service.replace(stack::build(app));
+                tracing::info!(mappings = %source, "reloaded configuration and mappings");
+            }
+            Err(message) => tracing::error!(error = %message, "reload rejected; the previous configuration and mappings stay in force"),
+        }
+    }
 }
 
 /// Starts `sora-sim` inside this process on a free loopback port, with its session webhook wired

@@ -199,6 +199,30 @@ pub struct ReconcilerConfig {
 pub struct LogConfig {
     /// `tracing` filter, e.g. `info` or `sora_legacy_shim=debug`.
     pub level: String,
+    /// `pretty` for terminals, `json` (one object per line) for log collectors.
+    pub format: LogFormat,
+    /// Show recording metadata in logs (it may hold personal data; redacted by default).
+    pub metadata: bool,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase", try_from = "String")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+impl TryFrom<String> for LogFormat {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, String> {
+        match value.as_str() {
+            "pretty" => Ok(Self::Pretty),
+            "json" => Ok(Self::Json),
+            _ => Err(format!("expected \"pretty\" or \"json\", got {value:?}")),
+        }
+    }
 }
 
 impl Default for Config {
@@ -279,7 +303,7 @@ impl Default for ReconcilerConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { level: "info".to_owned() }
+        Self { level: "info".to_owned(), format: LogFormat::Pretty, metadata: false }
     }
 }
 

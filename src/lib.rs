@@ -10,6 +10,7 @@ pub mod legacy;
 pub mod mappings;
 pub mod metrics;
 pub mod ops;
+pub mod probe;
 pub mod reconciler;
 pub mod middleware;
 pub mod routing;

@@ -33,17 +33,18 @@ pub struct Pass {
     pub swept: usize,
 }
 
-/// Runs passes forever, the first one at once.
-pub async fn run(app: Arc<App>) {
-    let mut ticker = tokio::time::interval(Duration::from_millis(app.config.reconciler.interval_ms));
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+/// Runs passes forever, the first one at once, each with the application state in force then
+/// (a reload may replace it).
+pub async fn run(live: Arc<std::sync::RwLock<Arc<App>>>) {
+    let current = || Arc::clone(&live.read().unwrap_or_else(|poisoned| poisoned.into_inner()));
     loop {
-        ticker.tick().await;
+        let app = current();
         match pass(&app).await {
             Ok(pass) if pass != Pass::default() => tracing::info!(?pass, "reconciler pass"),
             Ok(_) => tracing::trace!("reconciler pass: nothing to do"),
             Err(error) => tracing::warn!(%error, "reconciler pass skipped"),
         }
+        tokio::time::sleep(Duration::from_millis(app.config.reconciler.interval_ms)).await;
     }
 }
 

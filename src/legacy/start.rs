@@ -47,6 +47,14 @@ pub async fn start(app: &App, request: StartRequest, caller_headers: &HeaderMap)
         }
     }
 
+    let shown = match (&order.metadata, app.config.log.metadata) {
+        (None, _) => "none".to_owned(),
+        (Some(metadata), true) => metadata.to_string(),
+        (Some(_), false) => "<redacted>".to_owned(),
+    };
+    tracing::info!(channel_id = %order.channel_id, recording_id = %order.recording_id, expire_time = order.expire_time,
+        metadata = %shown, "order stored");
+
     // Map reply: the seed's shape, echoing split options only when the client sent them.
     let mut reply = Map::new();
     reply.insert("channel_id".into(), json!(order.channel_id));

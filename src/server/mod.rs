@@ -4,6 +4,7 @@
 //! accepted socket, a timer so the header-read timeout actually fires, and a graceful shutdown
 //! that lets in-flight requests finish but never waits longer than a hard deadline.
 
+pub mod reload;
 pub mod stack;
 
 use std::convert::Infallible;
