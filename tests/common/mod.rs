@@ -88,6 +88,10 @@ impl Process {
         None
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn addr(&self) -> &str {
         self.url.trim_start_matches("http://")
     }
@@ -112,6 +116,8 @@ pub fn start_sim(args: &[&str]) -> Process {
 pub struct ShimOptions {
     /// `127.0.0.1:0` unless set (restarts reuse the port the OS gave the first run).
     pub listen: Option<String>,
+    /// The repository's `mappings/` unless set.
+    pub mappings: Option<PathBuf>,
     pub upstream: Option<String>,
     pub store: PathBuf,
     pub env: Vec<(String, String)>,
@@ -120,7 +126,7 @@ pub struct ShimOptions {
 
 impl ShimOptions {
     pub fn new(upstream: &str) -> Self {
-        Self { listen: None, upstream: Some(upstream.to_owned()), store: temp_dir("store").join("orders.db"), env: Vec::new(), args: Vec::new() }
+        Self { listen: None, mappings: None, upstream: Some(upstream.to_owned()), store: temp_dir("store").join("orders.db"), env: Vec::new(), args: Vec::new() }
     }
 
     pub fn env(mut self, key: &str, value: &str) -> Self {
@@ -140,7 +146,7 @@ pub fn start_shim(options: &ShimOptions) -> Process {
         .arg("--store")
         .arg(&options.store)
         .arg("--mappings")
-        .arg(mappings_dir())
+        .arg(options.mappings.clone().unwrap_or_else(mappings_dir))
         .args(&options.args)
         .env_remove("RUST_LOG")
         .current_dir(&dir);
