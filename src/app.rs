@@ -1,14 +1,15 @@
 //! What every request handler shares: configuration, mappings, the order store, the upstream
 //! and the webhook forwarder.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::Uri;
 
 use crate::config::{Config, forward_url};
 use crate::mappings::Mappings;
-use crate::store::Store;
+use crate::store::{SessionMapping, Store};
 use crate::upstream::Upstream;
 use crate::usage::Usage;
 use crate::metrics::Metrics;
@@ -29,6 +30,9 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     /// Translated calls by target and client.
     pub usage: Arc<Usage>,
+    /// Session ↔ order links answered by the session webhook but not yet in the store; events
+    /// for a very short session can arrive before the store write ends.
+    pub pending_mappings: Mutex<HashMap<String, SessionMapping>>,
 }
 
 impl App {
@@ -60,7 +64,19 @@ impl App {
             event_forward,
             metrics,
             usage: Arc::new(Usage::default()),
+            pending_mappings: Mutex::new(HashMap::new()),
         })
+    }
+}
+
+impl App {
+    /// The legacy recording a session records for: a pending webhook answer, else the store.
+    pub async fn session_mapping(&self, session_id: &str) -> Result<Option<SessionMapping>, crate::store::StoreError> {
+        let pending = self.pending_mappings.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).get(session_id).cloned();
+        match pending {
+            Some(mapping) => Ok(Some(mapping)),
+            None => self.store.session_mapping(session_id).await,
+        }
     }
 }
 

@@ -27,7 +27,7 @@ use crate::legacy::session_request::recording_options;
 use crate::mappings::SessionWebhookKeys;
 use crate::routing::ReplyOrigin;
 use crate::legacy::stop::stop_upstream;
-use crate::store::{Leg, Order, StoreError};
+use crate::store::{Leg, Order, SessionMapping, StoreError};
 
 /// The session webhook leaf service.
 #[derive(Clone)]
@@ -171,12 +171,21 @@ async fn apply_event(app: &Arc<App>, event: &Map<String, Value>, base: &mut Base
         tracing::info!(%channel_id, %session_id, recording_id = %order.recording_id, "session created: recording switched on");
         app.metrics.webhook_merges.inc();
         let store = Arc::clone(&app.store);
+        let mapping = SessionMapping {
+            session_id: session_id.clone(),
+            recording_id: order.recording_id.clone(),
+            channel_id: channel_id.clone(),
+            metadata: order.metadata.clone(),
+        };
+        app.pending_mappings.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(session_id.clone(), mapping);
         let leg = Leg { recording_id: order.recording_id, session_id, upstream_recording_id: None, started_at: now, ended_at: None };
         let channel_id = channel_id.clone();
         // Written after the answer: Sora is waiting for it before the session starts.
         let app_for_leg = Arc::clone(app);
         tokio::spawn(async move {
-            match store.record_leg(&leg).await {
+            let written = store.record_leg(&leg).await;
+            app_for_leg.pending_mappings.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&leg.session_id);
+            match written {
                 Ok(()) => {}
                 Err(StoreError::OrderGone(_)) => {
                     // Stopped between the lookup and now: undo the recording just switched on.
