@@ -2,15 +2,11 @@
 //! store takes writes and the upstream accepts connections) and `GET /metrics` (Prometheus text).
 //! Each answers JSON (or metrics text) with the shim's version; none touches the API surface.
 
-use std::convert::Infallible;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures_util::future::BoxFuture;
-use http::{HeaderValue, Request, Response, StatusCode, header};
+use http::{HeaderValue, Response, StatusCode, header};
 use serde_json::json;
-use tower::Service;
 
 use crate::app::{App, now_secs};
 use crate::body::{Body, full, json_response};
@@ -28,40 +24,14 @@ pub enum OpsEndpoint {
 }
 
 /// Answers one of the operations endpoints.
-#[derive(Clone)]
-pub struct Ops {
-    app: Arc<App>,
-    endpoint: OpsEndpoint,
-}
-
-impl Ops {
-    pub fn new(app: Arc<App>, endpoint: OpsEndpoint) -> Self {
-        Self { app, endpoint }
-    }
-}
-
-impl<B> Service<Request<B>> for Ops {
-    type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Response<Body>, Infallible>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _request: Request<B>) -> Self::Future {
-        let app = Arc::clone(&self.app);
-        let endpoint = self.endpoint;
-        Box::pin(async move {
-            let mut response = match endpoint {
-                OpsEndpoint::Health => json_response(StatusCode::OK, &json!({"status": "ok", "version": VERSION})),
-                OpsEndpoint::Ready => ready(&app).await,
-                OpsEndpoint::Metrics => metrics(&app).await,
-            };
-            response.extensions_mut().insert(ReplyOrigin::Shim);
-            Ok(response)
-        })
-    }
+pub async fn answer(app: Arc<App>, endpoint: OpsEndpoint) -> Response<Body> {
+    let mut response = match endpoint {
+        OpsEndpoint::Health => json_response(StatusCode::OK, &json!({"status": "ok", "version": VERSION})),
+        OpsEndpoint::Ready => ready(&app).await,
+        OpsEndpoint::Metrics => metrics(&app).await,
+    };
+    response.extensions_mut().insert(ReplyOrigin::Shim);
+    response
 }
 
 /// 200 when the store takes writes and the upstream accepts connections, else 503; the body

@@ -5,15 +5,11 @@
 //! clients, new ones are folded into one `"<other>"` row.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::sync::Mutex;
 
-use futures_util::future::{BoxFuture, FutureExt};
-use http::{Request, Response, StatusCode};
+use http::{Response, StatusCode};
 use serde_json::{Value, json};
-use tower::Service;
 
 use crate::app::now_secs;
 use crate::body::{Body, json_response};
@@ -99,32 +95,11 @@ impl Usage {
     }
 }
 
-/// `GET /shim/usage`.
-#[derive(Clone)]
-pub struct UsageReport {
-    usage: Arc<Usage>,
-}
-
-impl UsageReport {
-    pub fn new(usage: Arc<Usage>) -> Self {
-        Self { usage }
-    }
-}
-
-impl<B> Service<Request<B>> for UsageReport {
-    type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Response<Body>, Infallible>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _request: Request<B>) -> Self::Future {
-        let mut response = json_response(StatusCode::OK, &self.usage.report());
-        response.extensions_mut().insert(ReplyOrigin::Shim);
-        async move { Ok(response) }.boxed()
-    }
+/// Answers `GET /shim/usage`.
+pub fn answer(usage: &Usage) -> Response<Body> {
+    let mut response = json_response(StatusCode::OK, &usage.report());
+    response.extensions_mut().insert(ReplyOrigin::Shim);
+    response
 }
 
 #[cfg(test)]

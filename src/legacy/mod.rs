@@ -13,14 +13,10 @@ pub mod started;
 pub mod stop;
 pub mod validate;
 
-use std::convert::Infallible;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
-use futures_util::future::BoxFuture;
 use http::{Request, Response, StatusCode};
 use serde_json::Value;
-use tower::Service;
 
 use crate::app::App;
 use crate::body::{Body, BoxError, json_response};
@@ -29,61 +25,30 @@ use crate::mappings::LegacyOp;
 use crate::routing::ReplyOrigin;
 use validate::LegacyCall;
 
-/// The leaf service answering translated calls. The router puts the [`LegacyOp`] in the request's
-/// extensions.
-#[derive(Clone)]
-pub struct LegacyService {
-    app: Arc<App>,
-}
-
-impl LegacyService {
-    pub fn new(app: Arc<App>) -> Self {
-        Self { app }
-    }
-}
-
-impl<B> Service<Request<B>> for LegacyService
+/// Answers one translated call (the router put its [`LegacyOp`] in the request's extensions).
+///
+/// The phases run in their own task: if the client goes away or the request deadline fires, a
+/// Start still finishes (or withdraws) its order instead of stopping half-way.
+pub async fn answer<B>(app: Arc<App>, request: Request<B>) -> Response<Body>
 where
     B: http_body::Body + Send + 'static,
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
-    type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Response<Body>, Infallible>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request<B>) -> Self::Future {
-        let app = Arc::clone(&self.app);
-        // The phases run in their own task: if the client goes away or the request deadline
-        // fires, a Start still finishes (or withdraws) its order instead of stopping half-way.
-        let work = tokio::spawn({
-            let app = Arc::clone(&app);
-            async move { translate(&app, request).await }
-        });
-        Box::pin(async move {
-            let outcome = work.await.unwrap_or_else(|error| {
-                let reason = if error.is_panic() { "the handler panicked" } else { "the handler was cancelled" };
-                Err(ShimError::Internal(reason.into()))
-            });
-            let response = match outcome {
-                Ok(reply) => {
-                    let mut response = json_response(StatusCode::OK, &reply);
-                    response.extensions_mut().insert(ReplyOrigin::Translated);
-                    response
-                }
-                Err(error) => {
-                    let mut response = legacy_error_response(&error, &app.mappings.errors);
-                    response.extensions_mut().insert(ReplyOrigin::Translated);
-                    response
-                }
-            };
-            Ok(response)
-        })
-    }
+    let work = tokio::spawn({
+        let app = Arc::clone(&app);
+        async move { translate(&app, request).await }
+    });
+    let outcome = work.await.unwrap_or_else(|error| {
+        let reason = if error.is_panic() { "the handler panicked" } else { "the handler was cancelled" };
+        Err(ShimError::Internal(reason.into()))
+    });
+    let mut response = match outcome {
+        Ok(reply) => json_response(StatusCode::OK, &reply),
+        Err(error) => legacy_error_response(&error, &app.mappings.errors),
+    };
+    response.extensions_mut().insert(ReplyOrigin::Translated);
+    response
 }
 
 /// Runs the phases for one call and returns the legacy reply body.

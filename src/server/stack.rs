@@ -8,7 +8,7 @@ use hyper::body::Incoming;
 use tower::limit::ConcurrencyLimitLayer;
 use tower::load_shed::LoadShedLayer;
 use tower::util::BoxCloneService;
-use tower::ServiceBuilder;
+use tower::{ServiceBuilder, service_fn};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
@@ -19,20 +19,17 @@ use tower_http::trace::TraceLayer;
 use crate::app::App;
 use crate::body::{Body, BoxError};
 use crate::config::CorsConfig;
-use crate::legacy::LegacyService;
+use crate::{legacy, ops, webhooks};
 use crate::middleware::legacy_errors::LegacyErrorsLayer;
 use crate::middleware::panic_reply::PanicReply;
 use crate::middleware::request_id::MakeUlidRequestId;
 use crate::middleware::trace::{RequestSpan, ResponseLog};
 use crate::routing::{RouteTable, Router};
-use crate::upstream::passthrough::Passthrough;
+use crate::upstream::passthrough;
 use crate::middleware::metrics::MetricsLayer;
 use crate::middleware::usage::UsageLayer;
-use crate::ops::{Ops, OpsEndpoint};
+use crate::ops::OpsEndpoint;
 use crate::middleware::webhook_auth::WebhookAuthLayer;
-use crate::usage::UsageReport;
-use crate::webhooks::event::EventHook;
-use crate::webhooks::session::SessionHook;
 
 /// The service hyper serves: infallible, answering `Response<impl Body>`.
 pub type ShimService = BoxCloneService<Request<Incoming>, Response<Body>, Infallible>;
@@ -57,7 +54,10 @@ where
         .layer(UsageLayer::new(Arc::clone(&app.usage), Arc::clone(&app.metrics)))
         // Legacy bodies are buffered to be parsed: cap them (413 up front, or while reading).
         .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
-        .service(LegacyService::new(Arc::clone(&app)));
+        .service(leaf({
+            let app = Arc::clone(&app);
+            move |request| legacy::answer(Arc::clone(&app), request)
+        }));
     let webhook = |service| {
         ServiceBuilder::new()
             // Sora's webhook credentials are checked before anything is read, changed or forwarded.
@@ -67,21 +67,40 @@ where
             .layer(RequestBodyLimitLayer::new(limits.max_webhook_body_bytes))
             .service(service)
     };
-    let session_hook = webhook(BoxCloneService::new(SessionHook::new(Arc::clone(&app))));
-    let event_hook = webhook(BoxCloneService::new(EventHook::new(Arc::clone(&app))));
-    let usage = UsageReport::new(Arc::clone(&app.usage));
-    let passthrough = Passthrough::new(app.upstream.clone(), Arc::clone(&names));
+    let session_hook = webhook(leaf({
+        let app = Arc::clone(&app);
+        move |request| webhooks::session::answer(Arc::clone(&app), request)
+    }));
+    let event_hook = webhook(leaf({
+        let app = Arc::clone(&app);
+        move |request| webhooks::event::answer(Arc::clone(&app), request)
+    }));
+    let usage = leaf({
+        let usage = Arc::clone(&app.usage);
+        move |_: Request<B>| std::future::ready(crate::usage::answer(&usage))
+    });
+    let ops = |endpoint| {
+        let app = Arc::clone(&app);
+        leaf(move |_: Request<B>| ops::answer(Arc::clone(&app), endpoint))
+    };
+    let passthrough = leaf({
+        let (upstream, names) = (app.upstream.clone(), Arc::clone(&names));
+        move |request| {
+            let (upstream, names) = (upstream.clone(), Arc::clone(&names));
+            async move { passthrough::forward(&upstream, &names, request).await }
+        }
+    });
     let router = Router::new(
         RouteTable::new(&app.config.api_paths, Arc::new(app.mappings.legacy.clone())),
         [
             BoxCloneService::new(translated),
             BoxCloneService::new(session_hook),
             BoxCloneService::new(event_hook),
-            BoxCloneService::new(usage),
-            BoxCloneService::new(Ops::new(Arc::clone(&app), OpsEndpoint::Health)),
-            BoxCloneService::new(Ops::new(Arc::clone(&app), OpsEndpoint::Ready)),
-            BoxCloneService::new(Ops::new(Arc::clone(&app), OpsEndpoint::Metrics)),
-            BoxCloneService::new(passthrough),
+            usage,
+            ops(OpsEndpoint::Health),
+            ops(OpsEndpoint::Ready),
+            ops(OpsEndpoint::Metrics),
+            passthrough,
         ],
     );
 
@@ -111,6 +130,19 @@ where
         .service(router);
 
     BoxCloneService::new(stack)
+}
+
+/// An endpoint's handler (an `async fn(Request) -> Response`) as an always-ready, infallible service.
+fn leaf<B, F, Fut>(handler: F) -> BoxCloneService<Request<B>, Response<Body>, Infallible>
+where
+    B: 'static,
+    F: Fn(Request<B>) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Response<Body>> + Send + 'static,
+{
+    BoxCloneService::new(service_fn(move |request| {
+        let answer = handler(request);
+        async move { Ok::<_, Infallible>(answer.await) }
+    }))
 }
 
 /// CORS as legacy Sora answered it, when `cors.allowed_origins` is set.

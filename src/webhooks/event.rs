@@ -9,16 +9,12 @@
 //! sent it. Every other event is forwarded byte for byte. The forward target's status and body
 //! go back to Sora.
 
-use std::convert::Infallible;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::future::BoxFuture;
 use http::{Request, Response, StatusCode};
 use serde_json::{Map, Value};
-use tower::Service;
 
 use crate::app::App;
 use crate::body::{Body, BoxError, full, json_response};
@@ -57,38 +53,13 @@ impl EventOutcome {
     }
 }
 
-/// The event webhook leaf service.
-#[derive(Clone)]
-pub struct EventHook {
-    app: Arc<App>,
-}
-
-impl EventHook {
-    pub fn new(app: Arc<App>) -> Self {
-        Self { app }
-    }
-}
-
-impl<B> Service<Request<B>> for EventHook
+/// Answers one event webhook call.
+pub async fn answer<B>(app: Arc<App>, request: Request<B>) -> Response<Body>
 where
-    B: http_body::Body + Send + 'static,
-    B::Data: Send,
+    B: http_body::Body,
     B::Error: Into<BoxError>,
 {
-    type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Response<Body>, Infallible>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request<B>) -> Self::Future {
-        let app = Arc::clone(&self.app);
-        Box::pin(async move {
-            Ok(handle(&app, request).await.unwrap_or_else(|error| legacy_error_response(&error, &app.mappings.errors)))
-        })
-    }
+    handle(&app, request).await.unwrap_or_else(|error| legacy_error_response(&error, &app.mappings.errors))
 }
 
 async fn handle<B>(app: &App, request: Request<B>) -> Result<Response<Body>, ShimError>

@@ -7,16 +7,12 @@
 //! keeps the order. With `session_webhook.forward_url`, the operator's own hook is called first
 //! and its reply is the base the shim adds to.
 
-use std::convert::Infallible;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::future::BoxFuture;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
 use serde_json::{Map, Value, json};
-use tower::Service;
 
 use crate::app::{App, now_secs};
 use crate::body::{Body, BoxError, full};
@@ -29,42 +25,13 @@ use crate::routing::ReplyOrigin;
 use crate::legacy::stop::stop_upstream;
 use crate::store::{Leg, Order, SessionMapping, StoreError};
 
-/// The session webhook leaf service.
-#[derive(Clone)]
-pub struct SessionHook {
-    app: Arc<App>,
-}
-
-impl SessionHook {
-    pub fn new(app: Arc<App>) -> Self {
-        Self { app }
-    }
-}
-
-impl<B> Service<Request<B>> for SessionHook
+/// Answers one session webhook call.
+pub async fn answer<B>(app: Arc<App>, request: Request<B>) -> Response<Body>
 where
-    B: http_body::Body + Send + 'static,
-    B::Data: Send,
+    B: http_body::Body,
     B::Error: Into<BoxError>,
 {
-    type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Response<Body>, Infallible>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request<B>) -> Self::Future {
-        let app = Arc::clone(&self.app);
-        Box::pin(async move {
-            let response = match handle(&app, request).await {
-                Ok(response) => response,
-                Err(error) => legacy_error_response(&error, &app.mappings.errors),
-            };
-            Ok(response)
-        })
-    }
+    handle(&app, request).await.unwrap_or_else(|error| legacy_error_response(&error, &app.mappings.errors))
 }
 
 /// The reply the shim builds on: the operator's hook reply, or `200 {}`.
