@@ -1,25 +1,15 @@
 //! End-to-end tests of the `sora-sim` binary: the Sora API targets, the control plane, the
 //! request journal, fault rules and outgoing webhooks, over real sockets.
 
-use std::convert::Infallible;
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+mod sim_support;
+
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http::{HeaderMap, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use http::{Method, StatusCode};
 use serde_json::{Value, json};
-use sora_legacy_shim::body::{Body, json_response};
-use sora_legacy_shim::server::{self, ServeOptions};
+use sim_support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 const START: &str = "Sora_20231220.StartRecording";
 const STOP: &str = "Sora_20231220.StopRecording";
@@ -27,183 +17,6 @@ const LIST_SESSIONS: &str = "Sora_20231220.ListSessions";
 const GET_SESSION: &str = "Sora_20231220.GetSession";
 const LIST_CONNECTIONS: &str = "Sora_20201013.ListConnections";
 const STATS: &str = "Sora_20171010.GetStatsReport";
-
-/// How long a condition may take to come true before the test fails.
-const DEADLINE: Duration = Duration::from_secs(10);
-
-/// A running `sora-sim` child process, killed on drop.
-struct Sim {
-    child: Child,
-    base: String,
-    client: Client<HttpConnector, Full<Bytes>>,
-}
-
-impl Sim {
-    fn start(extra_args: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sora-sim"))
-            .args(["--listen", "127.0.0.1:0", "--log-level", "error"])
-            .args(extra_args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("sora-sim starts");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("sora-sim prints its address");
-        let address: SocketAddr = line
-            .trim_end()
-            .strip_prefix("listening on http://")
-            .and_then(|address| address.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-        assert!(address.ip().is_loopback());
-        assert_ne!(address.port(), 0, "the real port is printed");
-        let client = Client::builder(TokioExecutor::new()).build_http();
-        Self { child, base: format!("http://{address}"), client }
-    }
-
-    fn address(&self) -> &str {
-        self.base.trim_start_matches("http://")
-    }
-
-    async fn send(&self, method: Method, path_and_query: &str, headers: &[(&str, &str)], body: &str) -> Reply {
-        let mut request = Request::builder().method(method).uri(format!("{}{path_and_query}", self.base));
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let request = request.body(Full::new(Bytes::from(body.to_owned()))).expect("valid request");
-        let response = self.client.request(request).await.expect("sora-sim answers");
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = response.into_body().collect().await.expect("whole body").to_bytes();
-        Reply { status, headers, body }
-    }
-
-    /// A Sora API call with `x-sora-target`.
-    async fn api(&self, target: &str, body: &str) -> Reply {
-        self.send(Method::POST, "/", &[("x-sora-target", target)], body).await
-    }
-
-    /// A successful API call's JSON.
-    async fn api_ok(&self, target: &str, body: Value) -> Value {
-        let reply = self.api(target, &body.to_string()).await;
-        assert_eq!(reply.status, StatusCode::OK, "{target} {body}: {}", reply.text());
-        reply.json()
-    }
-
-    async fn control(&self, method: Method, path: &str, body: Value) -> Value {
-        let reply = self.send(method, path, &[], &body.to_string()).await;
-        assert_eq!(reply.status, StatusCode::OK, "{path} {body}: {}", reply.text());
-        reply.json()
-    }
-
-    async fn connect(&self, body: Value) -> Value {
-        self.control(Method::POST, "/sim/connect", body).await
-    }
-
-    async fn state(&self) -> Value {
-        self.control(Method::GET, "/sim/state", json!({})).await
-    }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A whole HTTP answer.
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-impl Reply {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|error| panic!("not JSON ({error}): {}", self.text()))
-    }
-
-    fn assert_error(&self, error_type: &str) {
-        assert_eq!(self.status, StatusCode::BAD_REQUEST, "{}", self.text());
-        assert_eq!(self.headers["content-type"], "application/json");
-        assert_eq!(self.text(), format!(r#"{{"error_type":"{error_type}"}}"#));
-    }
-}
-
-/// A webhook receiver: records every posted JSON body, answers `session.created` with a fixed reply.
-struct WebhookReceiver {
-    url: String,
-    received: Arc<Mutex<Vec<Value>>>,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl WebhookReceiver {
-    async fn start(session_created_reply: Value) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a free port");
-        let url = format!("http://{}/hook", listener.local_addr().expect("bound address"));
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let log = Arc::clone(&received);
-        let service = tower::service_fn(move |request: Request<Incoming>| {
-            let log = Arc::clone(&log);
-            let session_created_reply = session_created_reply.clone();
-            async move {
-                let bytes =
-                    request.into_body().collect().await.map(http_body_util::Collected::to_bytes).unwrap_or_default();
-                let event: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-                let reply = if event["type"] == "session.created" { session_created_reply } else { json!({}) };
-                log.lock().expect("receiver log").push(event);
-                Ok::<Response<Body>, Infallible>(json_response(StatusCode::OK, &reply))
-            }
-        });
-        let server = tokio::spawn(server::serve(listener, service, ServeOptions::default(), std::future::pending()));
-        Self { url, received, server }
-    }
-
-    fn events_of_type(&self, event_type: &str) -> Vec<Value> {
-        self.received
-            .lock()
-            .expect("receiver log")
-            .iter()
-            .filter(|event| event["type"] == event_type)
-            .cloned()
-            .collect()
-    }
-
-    fn all(&self) -> Vec<Value> {
-        self.received.lock().expect("receiver log").clone()
-    }
-}
-
-impl Drop for WebhookReceiver {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
-}
-
-/// Polls `probe` until it yields a value, failing the test after [`DEADLINE`].
-async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let started = Instant::now();
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(started.elapsed() < DEADLINE, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-fn is_ulid(value: &Value) -> bool {
-    value.as_str().is_some_and(|text| text.len() == 26 && text.bytes().all(|byte| byte.is_ascii_alphanumeric()))
-}
 
 #[tokio::test]
 async fn recording_needs_a_session_and_shows_in_the_session() {

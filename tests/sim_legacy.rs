@@ -2,24 +2,11 @@
 //! targets with legacy semantics (orders that outlive sessions, expiry, Stop, errors, listings),
 //! and how legacy-started recordings show in the state and the event webhooks.
 
-use std::convert::Infallible;
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+mod sim_support;
 
-use bytes::Bytes;
-use http::{HeaderMap, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use http::StatusCode;
 use serde_json::{Value, json};
-use sora_legacy_shim::body::{Body, json_response};
-use sora_legacy_shim::server::{self, ServeOptions};
-use tokio::net::TcpListener;
+use sim_support::*;
 
 const START: &str = "Sora_20161101.StartRecording";
 const STOP: &str = "Sora_20161101.StopRecording";
@@ -29,183 +16,14 @@ const LIST_ARCHIVING: &str = "Sora_20161101.ListArchiving";
 const LEGACY_TARGETS: [&str; 5] = [START, STOP, GET_STARTED, LIST_STARTED, LIST_ARCHIVING];
 const GET_SESSION: &str = "Sora_20231220.GetSession";
 
-/// How long a condition may take to come true before the test fails.
-const DEADLINE: Duration = Duration::from_secs(10);
-
-/// A running `sora-sim` child process, killed on drop.
-struct Sim {
-    child: Child,
-    base: String,
-    client: Client<HttpConnector, Full<Bytes>>,
-}
-
 impl Sim {
     /// `sora-sim --legacy` plus `extra_args`.
     fn legacy(extra_args: &[&str]) -> Self {
         Self::start(&[&["--legacy"], extra_args].concat())
     }
-
-    fn start(extra_args: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sora-sim"))
-            .args(["--listen", "127.0.0.1:0", "--log-level", "error"])
-            .args(extra_args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("sora-sim starts");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("sora-sim prints its address");
-        let address: SocketAddr = line
-            .trim_end()
-            .strip_prefix("listening on http://")
-            .and_then(|address| address.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-        let client = Client::builder(TokioExecutor::new()).build_http();
-        Self { child, base: format!("http://{address}"), client }
-    }
-
-    async fn send(&self, method: Method, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
-        let mut request = Request::builder().method(method).uri(format!("{}{path}", self.base));
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let request = request.body(Full::new(Bytes::from(body.to_owned()))).expect("valid request");
-        let response = self.client.request(request).await.expect("sora-sim answers");
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = response.into_body().collect().await.expect("whole body").to_bytes();
-        Reply { status, headers, body }
-    }
-
-    /// A Sora API call with `x-sora-target`.
-    async fn api(&self, target: &str, body: &str) -> Reply {
-        self.send(Method::POST, "/", &[("x-sora-target", target)], body).await
-    }
-
-    /// A successful API call's JSON.
-    async fn api_ok(&self, target: &str, body: Value) -> Value {
-        let reply = self.api(target, &body.to_string()).await;
-        assert_eq!(reply.status, StatusCode::OK, "{target} {body}: {}", reply.text());
-        assert_eq!(reply.headers["content-type"], "application/json");
-        reply.json()
-    }
-
-    async fn control(&self, method: Method, path: &str, body: Value) -> Value {
-        let reply = self.send(method, path, &[], &body.to_string()).await;
-        assert_eq!(reply.status, StatusCode::OK, "{path} {body}: {}", reply.text());
-        reply.json()
-    }
-
-    async fn connect(&self, body: Value) -> Value {
-        self.control(Method::POST, "/sim/connect", body).await
-    }
-
-    async fn disconnect(&self, connected: &Value) -> Value {
-        self.control(Method::POST, "/sim/disconnect", json!({"connection_id": connected["connection_id"]})).await
-    }
-
-    async fn state(&self) -> Value {
-        self.control(Method::GET, "/sim/state", json!({})).await
-    }
-
-    /// The `recording` object of the channel's session in `/sim/state`, `None` when it does not record.
-    async fn live_recording(&self, channel_id: &str) -> Option<Value> {
-        let state = self.state().await;
-        let sessions = state["sessions"].as_array().cloned().unwrap_or_default();
-        let session = sessions.into_iter().find(|session| session["channel_id"] == channel_id)?;
-        session.get("recording").cloned()
-    }
 }
 
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A whole HTTP answer.
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-impl Reply {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|error| panic!("not JSON ({error}): {}", self.text()))
-    }
-
-    fn assert_error(&self, error_type: &str) {
-        assert_eq!(self.status, StatusCode::BAD_REQUEST, "{}", self.text());
-        assert_eq!(self.headers["content-type"], "application/json");
-        assert_eq!(self.text(), format!(r#"{{"error_type":"{error_type}"}}"#));
-    }
-}
-
-/// An event webhook receiver that records every posted JSON body.
-struct EventReceiver {
-    url: String,
-    received: Arc<Mutex<Vec<Value>>>,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl EventReceiver {
-    async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a free port");
-        let url = format!("http://{}/events", listener.local_addr().expect("bound address"));
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let log = Arc::clone(&received);
-        let service = tower::service_fn(move |request: Request<Incoming>| {
-            let log = Arc::clone(&log);
-            async move {
-                let bytes =
-                    request.into_body().collect().await.map(http_body_util::Collected::to_bytes).unwrap_or_default();
-                log.lock().expect("receiver log").push(serde_json::from_slice(&bytes).unwrap_or(Value::Null));
-                Ok::<Response<Body>, Infallible>(json_response(StatusCode::OK, &json!({})))
-            }
-        });
-        let server = tokio::spawn(server::serve(listener, service, ServeOptions::default(), std::future::pending()));
-        Self { url, received, server }
-    }
-
-    fn events_of_type(&self, event_type: &str) -> Vec<Value> {
-        let received = self.received.lock().expect("receiver log");
-        received.iter().filter(|event| event["type"] == event_type).cloned().collect()
-    }
-}
-
-impl Drop for EventReceiver {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
-}
-
-/// Polls `probe` until it yields a value, failing the test after [`DEADLINE`].
-async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let started = Instant::now();
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(started.elapsed() < DEADLINE, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-fn is_ulid(value: &Value) -> bool {
-    value.as_str().is_some_and(|text| text.len() == 26 && text.bytes().all(|byte| byte.is_ascii_alphanumeric()))
-}
-
+/// The keys of a JSON object, sorted; empty for anything else.
 fn sorted_keys(value: &Value) -> Vec<String> {
     let mut keys: Vec<String> = value.as_object().map(|object| object.keys().cloned().collect()).unwrap_or_default();
     keys.sort();
@@ -285,7 +103,7 @@ async fn an_order_records_the_session_already_there_with_its_remaining_time() {
 
 #[tokio::test]
 async fn an_expired_order_is_gone_and_its_recording_ends() {
-    let events = EventReceiver::start().await;
+    let events = WebhookReceiver::start(json!({})).await;
     let sim = Sim::legacy(&["--event-webhook-url", &events.url]);
     let started = sim.api_ok(START, json!({"channel_id": "short", "expire_time": 2})).await;
     let got = sim.api_ok(GET_STARTED, json!({"channel_id": "short"})).await;
@@ -320,7 +138,7 @@ async fn an_expired_order_is_gone_and_its_recording_ends() {
 
 #[tokio::test]
 async fn stop_ends_the_order_and_the_recording_at_once() {
-    let events = EventReceiver::start().await;
+    let events = WebhookReceiver::start(json!({})).await;
     let sim = Sim::legacy(&["--event-webhook-url", &events.url]);
     let connected = sim.connect(json!({"channel_id": "sora", "client_id": "alice"})).await;
     let started = sim.api_ok(START, json!({"channel_id": "sora", "expire_time": 3600, "metadata": {"k": "v"}})).await;
