@@ -69,8 +69,10 @@ async fn measure(count: usize) -> (u128, u128, u128, u128, f64) {
     let mut latencies = Vec::with_capacity(REQUESTS);
     let begun = Instant::now();
     for i in 0..WARM_UP + REQUESTS {
-        let channel = if i % 2 == 0 && count > 0 { format!("channel-{:07}", (i * 7919) % count) } else { format!("nobody-{i}") };
-        let event = serde_json::json!({"type": "session.created", "channel_id": channel, "session_id": format!("S{i}")});
+        let channel =
+            if i % 2 == 0 && count > 0 { format!("channel-{:07}", (i * 7919) % count) } else { format!("nobody-{i}") };
+        let event =
+            serde_json::json!({"type": "session.created", "channel_id": channel, "session_id": format!("S{i}")});
         let request = http::Request::post(url.clone()).body(Full::new(Bytes::from(event.to_string()))).unwrap();
         let sent = Instant::now();
         let response = client.request(request).await.unwrap();

@@ -9,10 +9,10 @@ use http::Uri;
 
 use crate::config::{Config, forward_url};
 use crate::mappings::Mappings;
+use crate::metrics::Metrics;
 use crate::store::{SessionMapping, Store};
 use crate::upstream::Upstream;
 use crate::usage::Usage;
-use crate::metrics::Metrics;
 use crate::webhooks::forward::Forwarder;
 
 /// Shared, read-only application state (the store and clients handle their own concurrency).
@@ -38,7 +38,13 @@ pub struct App {
 impl App {
     /// Assembles the state; `config` must have passed [`Config::validate`].
     /// `metrics` must be the registry `upstream` was built with.
-    pub fn new(config: Config, mappings: Mappings, store: Arc<dyn Store>, upstream: Upstream, metrics: Arc<Metrics>) -> Result<Self, String> {
+    pub fn new(
+        config: Config,
+        mappings: Mappings,
+        store: Arc<dyn Store>,
+        upstream: Upstream,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, String> {
         let session_forward = config
             .session_webhook
             .forward_url
@@ -53,7 +59,8 @@ impl App {
             .map(forward_url)
             .transpose()
             .map_err(|message| format!("event_webhook.forward_url: {message}"))?;
-        let forwarder = Forwarder::new(Duration::from_millis(config.upstream.connect_timeout_ms), config.upstream.max_reply_bytes);
+        let forwarder =
+            Forwarder::new(Duration::from_millis(config.upstream.connect_timeout_ms), config.upstream.max_reply_bytes);
         Ok(Self {
             config,
             mappings: Arc::new(mappings),
@@ -72,7 +79,8 @@ impl App {
 impl App {
     /// The legacy recording a session records for: a pending webhook answer, else the store.
     pub async fn session_mapping(&self, session_id: &str) -> Result<Option<SessionMapping>, crate::store::StoreError> {
-        let pending = self.pending_mappings.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).get(session_id).cloned();
+        let pending =
+            self.pending_mappings.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).get(session_id).cloned();
         match pending {
             Some(mapping) => Ok(Some(mapping)),
             None => self.store.session_mapping(session_id).await,

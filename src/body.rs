@@ -39,8 +39,6 @@ pub fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<
     let bytes = serde_json::to_vec(value).expect("a JSON value always serialises");
     let mut response = Response::new(full(bytes));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }

@@ -14,8 +14,8 @@ use crate::config::{Config, upstream_base};
 use crate::mappings::Mappings;
 use crate::server::reload::Reloadable;
 use crate::server::{ServeOptions, serve, shutdown_signal, stack};
-use crate::store::Store;
 use crate::sim::{SimOptions, run as run_sim};
+use crate::store::Store;
 use crate::store::sqlite::SqliteStore;
 use crate::upstream::Upstream;
 
@@ -189,7 +189,10 @@ async fn probe(config: &Config, mappings: &Mappings, channel: Option<String>) ->
                 println!("all {} assumptions hold", checks.len());
                 ExitCode::SUCCESS
             } else {
-                println!("{different} of {} assumptions differ: correct the mapping keys above (then `check`)", checks.len());
+                println!(
+                    "{different} of {} assumptions differ: correct the mapping keys above (then `check`)",
+                    checks.len()
+                );
                 ExitCode::from(1)
             }
         }
@@ -235,7 +238,9 @@ fn init_tracing(log: &crate::config::LogConfig) {
         crate::config::LogFormat::Pretty => builder.with_ansi(std::io::stderr().is_terminal()).init(),
         // One JSON object per line, event fields at the top level, the request span's fields
         // (request id, method, path, target) under "span".
-        crate::config::LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).with_span_list(false).init(),
+        crate::config::LogFormat::Json => {
+            builder.json().flatten_event(true).with_current_span(true).with_span_list(false).init()
+        }
     }
 }
 
@@ -248,7 +253,9 @@ async fn run(cli: Cli, config: Config, mappings: Mappings) -> Result<(), String>
     tracing::info!(path = %config.store.path.display(), "order store opened");
     tracing::info!(source = %mappings.source, "mappings loaded");
 
-    let listener = TcpListener::bind(config.listen).await.map_err(|error| format!("cannot listen on {}: {error}", config.listen))?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|error| format!("cannot listen on {}: {error}", config.listen))?;
     let address = listener.local_addr().map_err(|error| error.to_string())?;
     let bundled = match &config.upstream.url {
         Some(_) => None,
@@ -260,7 +267,8 @@ async fn run(cli: Cli, config: Config, mappings: Mappings) -> Result<(), String>
     };
     let metrics = Arc::new(crate::metrics::Metrics::default());
     let usage = Arc::new(crate::usage::Usage::default());
-    let app = assemble(config, mappings, Arc::clone(&store), bundled.as_deref(), Arc::clone(&metrics), Arc::clone(&usage))?;
+    let app =
+        assemble(config, mappings, Arc::clone(&store), bundled.as_deref(), Arc::clone(&metrics), Arc::clone(&usage))?;
     let upstream_url = app.upstream.base().to_string();
     let live = Arc::new(std::sync::RwLock::new(Arc::clone(&app)));
     tokio::spawn(crate::reconciler::run(Arc::clone(&live)));
@@ -325,13 +333,22 @@ async fn reload_on_sighup(
             config.store = current.config.store.clone();
         }
         let source = mappings.source.clone();
-        match assemble(config, mappings, Arc::clone(&store), bundled.as_deref(), Arc::clone(&metrics), Arc::clone(&usage)) {
+        match assemble(
+            config,
+            mappings,
+            Arc::clone(&store),
+            bundled.as_deref(),
+            Arc::clone(&metrics),
+            Arc::clone(&usage),
+        ) {
             Ok(app) => {
                 *live.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::clone(&app);
                 service.replace(stack::build(app));
                 tracing::info!(mappings = %source, "reloaded configuration and mappings");
             }
-            Err(message) => tracing::error!(error = %message, "reload rejected; the previous configuration and mappings stay in force"),
+            Err(message) => {
+                tracing::error!(error = %message, "reload rejected; the previous configuration and mappings stay in force")
+            }
         }
     }
 }

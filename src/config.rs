@@ -155,7 +155,8 @@ impl BasicCredentials {
     /// The `Authorization` header value for these credentials.
     pub fn header_value(&self) -> String {
         use base64::Engine;
-        let token = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", self.username, self.password.expose()));
+        let token =
+            base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", self.username, self.password.expose()));
         format!("Basic {token}")
     }
 }
@@ -279,13 +280,23 @@ impl Default for LimitsConfig {
 
 impl Default for LegacyConfig {
     fn default() -> Self {
-        Self { max_expire_time: 86_400, max_split_duration: 86_400, strict: true, on_upstream_failure: OnUpstreamFailure::Accept }
+        Self {
+            max_expire_time: 86_400,
+            max_split_duration: 86_400,
+            strict: true,
+            on_upstream_failure: OnUpstreamFailure::Accept,
+        }
     }
 }
 
 impl Default for SessionWebhookConfig {
     fn default() -> Self {
-        Self { forward_url: None, on_forward_error: OnForwardError::Fail, forward_timeout_ms: 2_000, forward_auth: None }
+        Self {
+            forward_url: None,
+            on_forward_error: OnForwardError::Fail,
+            forward_timeout_ms: 2_000,
+            forward_auth: None,
+        }
     }
 }
 
@@ -402,7 +413,12 @@ impl Config {
 
     /// Names the source at fault when the layered load failed: the file alone, then the
     /// environment alone, then the flags alone.
-    fn attribute(error: config::ConfigError, file: Option<&Path>, env: Option<HashMap<String, String>>, overrides: &[(&str, String)]) -> ConfigError {
+    fn attribute(
+        error: config::ConfigError,
+        file: Option<&Path>,
+        env: Option<HashMap<String, String>>,
+        overrides: &[(&str, String)],
+    ) -> ConfigError {
         let source = if file.is_some_and(|file| Self::layered(Some(file), None, &[], false).is_err()) {
             format!("in {}", file.map(Path::display).map(|d| d.to_string()).unwrap_or_default())
         } else if Self::layered(None, env, &[], true).is_err() {
@@ -477,8 +493,13 @@ impl Config {
             return Err(invalid("store.path", "must not be empty"));
         }
         for origin in &self.cors.allowed_origins {
-            if http::HeaderValue::from_str(origin).is_err() || !(origin.starts_with("http://") || origin.starts_with("https://") || origin == "*") {
-                return Err(invalid("cors.allowed_origins", format!("{origin:?} is not an origin like https://admin.example.com or *")));
+            if http::HeaderValue::from_str(origin).is_err()
+                || !(origin.starts_with("http://") || origin.starts_with("https://") || origin == "*")
+            {
+                return Err(invalid(
+                    "cors.allowed_origins",
+                    format!("{origin:?} is not an origin like https://admin.example.com or *"),
+                ));
             }
         }
         Ok(())
@@ -494,7 +515,9 @@ pub fn upstream_base(url: &str) -> Result<http::Uri, String> {
     let uri: http::Uri = url.parse().map_err(|error| format!("{url:?} is not a URL: {error}"))?;
     match uri.scheme_str() {
         Some("http") => {}
-        Some("https") => return Err(format!("{url:?}: https upstreams are not supported; reach Sora's API port over http")),
+        Some("https") => {
+            return Err(format!("{url:?}: https upstreams are not supported; reach Sora's API port over http"));
+        }
         _ => return Err(format!("{url:?} must start with http://")),
     }
     if uri.authority().is_none() {
@@ -558,7 +581,10 @@ mod tests {
     fn secrets_never_print() {
         let config = Config::load(
             None,
-            env(&[("SORA_SHIM__WEBHOOK_AUTH__USERNAME", "sora"), ("SORA_SHIM__WEBHOOK_AUTH__PASSWORD", "hunter2-secret")]),
+            env(&[
+                ("SORA_SHIM__WEBHOOK_AUTH__USERNAME", "sora"),
+                ("SORA_SHIM__WEBHOOK_AUTH__PASSWORD", "hunter2-secret"),
+            ]),
             &[],
         )
         .unwrap();

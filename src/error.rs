@@ -173,7 +173,9 @@ pub fn legacy_error_response(error: &ShimError, names: &ErrorNames) -> Response<
     let mut response = json_response(status, &serde_json::json!({ "error_type": name }));
     response.headers_mut().insert(ERROR_DETAIL_HEADER, detail_header(&error.to_string()));
     if kind == ErrorKind::Unauthorized {
-        response.headers_mut().insert(http::header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"sora-legacy-shim\""));
+        response
+            .headers_mut()
+            .insert(http::header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"sora-legacy-shim\""));
     }
     response.extensions_mut().insert(ReplyOrigin::Shim);
     response
@@ -181,11 +183,8 @@ pub fn legacy_error_response(error: &ShimError, names: &ErrorNames) -> Response<
 
 /// A header-safe rendering of `detail`: visible ASCII only, at most 300 bytes.
 fn detail_header(detail: &str) -> HeaderValue {
-    let cleaned: String = detail
-        .chars()
-        .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
-        .take(300)
-        .collect();
+    let cleaned: String =
+        detail.chars().map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' }).take(300).collect();
     HeaderValue::from_str(&cleaned).unwrap_or_else(|_| HeaderValue::from_static("unprintable detail"))
 }
 

@@ -55,7 +55,8 @@ impl Mappings {
                         .map_err(|error| MappingsError { file: label, message: format!("cannot read: {error}") })
                 }
                 None => {
-                    let text = BUILT_IN.iter().find(|(file, _)| *file == name).map(|(_, text)| *text).unwrap_or_default();
+                    let text =
+                        BUILT_IN.iter().find(|(file, _)| *file == name).map(|(_, text)| *text).unwrap_or_default();
                     Ok((format!("built-in mappings/{name}"), text.to_owned()))
                 }
             }
@@ -170,7 +171,8 @@ impl LegacyTargets {
             }
         }
         let present: BTreeSet<LegacyOp> = file.targets.values().copied().collect();
-        let missing: Vec<&str> = LegacyOp::ALL.iter().filter(|op| !present.contains(op)).map(|op| op.as_str()).collect();
+        let missing: Vec<&str> =
+            LegacyOp::ALL.iter().filter(|op| !present.contains(op)).map(|op| op.as_str()).collect();
         if !missing.is_empty() {
             return Err(format!("targets: no target maps to {}", missing.join(", ")));
         }
@@ -251,7 +253,10 @@ impl ErrorNames {
             let well_formed = !name.is_empty()
                 && name.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
             if !well_formed {
-                return Err(format!("names.{}: {name:?} is not an upper-case error name (A-Z, 0-9, '-', '_')", kind.key()));
+                return Err(format!(
+                    "names.{}: {name:?} is not an upper-case error name (A-Z, 0-9, '-', '_')",
+                    kind.key()
+                ));
             }
             if let Some(other) = seen.insert(name.clone(), *kind) {
                 return Err(format!("names.{}: {name:?} is already used by names.{}", kind.key(), other.key()));
@@ -464,11 +469,7 @@ mod tests {
         let mut texts: Vec<String> = BUILT_IN.iter().map(|(_, text)| (*text).to_owned()).collect();
         assert!(texts[file_index].contains(from), "fixture text {from:?} not found");
         texts[file_index] = texts[file_index].replacen(from, to, 1);
-        Mappings::from_texts([
-            (LEGACY_FILE, &texts[0]),
-            (ERRORS_FILE, &texts[1]),
-            (UPSTREAM_FILE, &texts[2]),
-        ])
+        Mappings::from_texts([(LEGACY_FILE, &texts[0]), (ERRORS_FILE, &texts[1]), (UPSTREAM_FILE, &texts[2])])
     }
 
     #[test]
@@ -529,8 +530,9 @@ mod tests {
 
     #[test]
     fn error_type_in_two_classes_is_reported() {
-        let error = with_replaced(2, "not_recording = [\"NOT-STARTED-RECORDING\"]", "not_recording = [\"SESSION-NOT-FOUND\"]")
-            .unwrap_err();
+        let error =
+            with_replaced(2, "not_recording = [\"NOT-STARTED-RECORDING\"]", "not_recording = [\"SESSION-NOT-FOUND\"]")
+                .unwrap_err();
         assert!(error.message.contains("two classes"), "{error}");
     }
 

@@ -52,15 +52,27 @@ impl Default for Metrics {
         let requests = Family::default();
         registry.register("requests", "Requests by surface, route and outcome", requests.clone());
         let request_duration = HistogramFamily::new_with_constructor(latency_histogram as fn() -> Histogram);
-        registry.register("request_duration_seconds", "Request latency until the response head", request_duration.clone());
+        registry.register(
+            "request_duration_seconds",
+            "Request latency until the response head",
+            request_duration.clone(),
+        );
         let upstream_duration = HistogramFamily::new_with_constructor(latency_histogram as fn() -> Histogram);
-        registry.register("upstream_request_duration_seconds", "Latency of calls to the upstream", upstream_duration.clone());
+        registry.register(
+            "upstream_request_duration_seconds",
+            "Latency of calls to the upstream",
+            upstream_duration.clone(),
+        );
         let upstream_errors = Family::default();
         registry.register("upstream_errors", "Failed upstream calls by call and kind", upstream_errors.clone());
         let legacy_calls = Family::default();
         registry.register("legacy_calls", "Translated legacy calls by target", legacy_calls.clone());
         let webhook_merges = Counter::default();
-        registry.register("session_webhook_merges", "Session webhook replies that switched recording on", webhook_merges.clone());
+        registry.register(
+            "session_webhook_merges",
+            "Session webhook replies that switched recording on",
+            webhook_merges.clone(),
+        );
         let reconciler_actions = Family::default();
         registry.register("reconciler_actions", "Reconciler actions by kind", reconciler_actions.clone());
         let events = Family::default();
@@ -115,7 +127,10 @@ mod tests {
         metrics.reconciler("started", 2);
         metrics.reconciler("stopped", 0);
         let text = metrics.render();
-        assert!(text.contains("sora_shim_requests_total{surface=\"api\",route=\"translated\",outcome=\"2xx\"} 1"), "{text}");
+        assert!(
+            text.contains("sora_shim_requests_total{surface=\"api\",route=\"translated\",outcome=\"2xx\"} 1"),
+            "{text}"
+        );
         assert!(text.contains("sora_shim_upstream_request_duration_seconds_count{call=\"list_sessions\"} 1"), "{text}");
         assert!(text.contains("sora_shim_legacy_calls_total{target=\"Sora_20161101.StartRecording\"} 1"), "{text}");
         assert!(text.contains("sora_shim_reconciler_actions_total{action=\"started\"} 2"), "{text}");

@@ -28,7 +28,9 @@ pub struct Check {
 pub enum ProbeError {
     #[error("the upstream did not answer: {0}")]
     Unreachable(String),
-    #[error("channel {0:?} has a session on the upstream; the probe only uses an idle channel (pick another with --channel)")]
+    #[error(
+        "channel {0:?} has a session on the upstream; the probe only uses an idle channel (pick another with --channel)"
+    )]
     ChannelInUse(String),
 }
 
@@ -51,7 +53,10 @@ pub async fn run(upstream: &Upstream, mappings: &Mappings, channel: &str) -> Res
     let call = |label: &'static str, target: String, body: Value| {
         let headers = headers.clone();
         async move {
-            upstream.call_json(label, &target, &body, &headers).await.map_err(|error| ProbeError::Unreachable(error.to_string()))
+            upstream
+                .call_json(label, &target, &body, &headers)
+                .await
+                .map_err(|error| ProbeError::Unreachable(error.to_string()))
         }
     };
     let mut checks = Vec::new();
@@ -130,10 +135,18 @@ pub fn table(checks: &[Check]) -> String {
             [check.assumption.clone(), check.expected.clone(), check.observed.clone(), result.into(), check.key.clone()]
         })
         .collect();
-    let widths: Vec<usize> =
-        (0..5).map(|column| rows.iter().map(|row| row[column].len()).chain([headers[column].len()]).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..5)
+        .map(|column| rows.iter().map(|row| row[column].len()).chain([headers[column].len()]).max().unwrap_or(0))
+        .collect();
     let line = |cells: [&str; 5]| -> String {
-        cells.iter().zip(&widths).map(|(cell, width)| format!("{cell:<width$}")).collect::<Vec<_>>().join(" | ").trim_end().to_owned()
+        cells
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect::<Vec<_>>()
+            .join(" | ")
+            .trim_end()
+            .to_owned()
     };
     let mut out = vec![line(headers), widths.iter().map(|width| "-".repeat(*width)).collect::<Vec<_>>().join("-|-")];
     for row in &rows {
@@ -150,7 +163,13 @@ mod tests {
     fn table_aligns_and_marks_differences() {
         let checks = [
             Check { assumption: "a".into(), expected: "x".into(), observed: "x".into(), ok: true, key: "k1".into() },
-            Check { assumption: "longer".into(), expected: "y".into(), observed: "z".into(), ok: false, key: "k2".into() },
+            Check {
+                assumption: "longer".into(),
+                expected: "y".into(),
+                observed: "z".into(),
+                ok: false,
+                key: "k2".into(),
+            },
         ];
         let text = table(&checks);
         let lines: Vec<&str> = text.lines().collect();

@@ -63,7 +63,10 @@ pub async fn pass(app: &App) -> Result<Pass, ShimError> {
     let upstream = &app.mappings.upstream;
     let no_headers = HeaderMap::new();
 
-    let reply = app.upstream.call_json("list_sessions", &upstream.targets.list_sessions, &upstream.list_request_body, &no_headers).await?;
+    let reply = app
+        .upstream
+        .call_json("list_sessions", &upstream.targets.list_sessions, &upstream.list_request_body, &no_headers)
+        .await?;
     let sessions: HashMap<String, LiveSession> = array_reply(app, &upstream.targets.list_sessions, reply)?
         .iter()
         .filter_map(|session| {
@@ -89,7 +92,9 @@ pub async fn pass(app: &App) -> Result<Pass, ShimError> {
                     "reconciler started a missed recording");
                 done.started += 1;
             }
-            Err(error) => tracing::warn!(channel_id = %session.channel_id, %error, "reconciler could not start a recording"),
+            Err(error) => {
+                tracing::warn!(channel_id = %session.channel_id, %error, "reconciler could not start a recording")
+            }
         }
     }
 
@@ -122,7 +127,9 @@ pub async fn pass(app: &App) -> Result<Pass, ShimError> {
     }
 
     done.swept = app.store.sweep(now).await?;
-    for (action, count) in [("started", done.started), ("stopped", done.stopped), ("legs_ended", done.legs_ended), ("swept", done.swept)] {
+    for (action, count) in
+        [("started", done.started), ("stopped", done.stopped), ("legs_ended", done.legs_ended), ("swept", done.swept)]
+    {
         app.metrics.reconciler(action, count);
     }
     Ok(done)

@@ -49,14 +49,22 @@ impl System {
 
     async fn shim() -> System {
         let (sim, shim, options) = start_pair(|o| o.env("SORA_SHIM__RECONCILER__INTERVAL_MS", "300")).await;
-        System { label: "shim", api: shim.url.clone(), sim, shim: Some((shim, options)), connections: HashMap::new(), ids: Vec::new() }
+        System {
+            label: "shim",
+            api: shim.url.clone(),
+            sim,
+            shim: Some((shim, options)),
+            connections: HashMap::new(),
+            ids: Vec::new(),
+        }
     }
 
     /// Applies a step; legacy calls return their normalised answer.
     async fn apply(&mut self, step: &Step) -> Option<Value> {
         match step {
             Legacy(operation, body) => {
-                let reply = post(&self.api, "/", Some(&format!("Sora_20161101.{operation}")), &body.to_string(), &[]).await;
+                let reply =
+                    post(&self.api, "/", Some(&format!("Sora_20161101.{operation}")), &body.to_string(), &[]).await;
                 assert_eq!(reply.header("content-type"), Some("application/json"), "{}: {operation}", self.label);
                 let body = self.normalise(reply.json());
                 Some(json!({"status": reply.status, "body": body}))
@@ -122,7 +130,8 @@ impl System {
                         }
                         "connection_id" | "client_id" | "bundle_id" => {
                             let text = value.as_str().unwrap_or_default();
-                            let name = self.connections.iter().find(|(_, id)| id.as_str() == text).map(|(name, _)| *name);
+                            let name =
+                                self.connections.iter().find(|(_, id)| id.as_str() == text).map(|(name, _)| *name);
                             json!(name.unwrap_or("<unknown connection>"))
                         }
                         _ => self.normalise(value),
@@ -204,7 +213,17 @@ async fn start_before_join() {
     run(
         "start before join",
         &["lobby"],
-        &[start("lobby", 600), get("lobby"), archiving(), Connect("a", "lobby"), get("lobby"), archiving(), stop("lobby"), get("lobby"), archiving()],
+        &[
+            start("lobby", 600),
+            get("lobby"),
+            archiving(),
+            Connect("a", "lobby"),
+            get("lobby"),
+            archiving(),
+            stop("lobby"),
+            get("lobby"),
+            archiving(),
+        ],
     )
     .await;
 }
@@ -214,7 +233,17 @@ async fn join_then_start() {
     run(
         "join then start",
         &["c"],
-        &[Connect("a", "c"), Connect("b", "c"), start("c", 0), list(), archiving(), Disconnect("a"), archiving(), Disconnect("b"), get("c")],
+        &[
+            Connect("a", "c"),
+            Connect("b", "c"),
+            start("c", 0),
+            list(),
+            archiving(),
+            Disconnect("a"),
+            archiving(),
+            Disconnect("b"),
+            get("c"),
+        ],
     )
     .await;
 }
@@ -256,7 +285,16 @@ async fn expiry_during_a_session() {
     run(
         "expiry during a session",
         &["c"],
-        &[Connect("a", "c"), start("c", 2), archiving(), Wait(PAST_EXPIRY), get("c"), archiving(), Disconnect("a"), Connect("b", "c")],
+        &[
+            Connect("a", "c"),
+            start("c", 2),
+            archiving(),
+            Wait(PAST_EXPIRY),
+            get("c"),
+            archiving(),
+            Disconnect("a"),
+            Connect("b", "c"),
+        ],
     )
     .await;
 }
@@ -276,7 +314,16 @@ async fn double_start_across_a_session_boundary() {
     run(
         "double start across a session boundary",
         &["c"],
-        &[start("c", 0), Connect("a", "c"), Disconnect("a"), start("c", 0), Connect("b", "c"), start("c", 60), list(), get("c")],
+        &[
+            start("c", 0),
+            Connect("a", "c"),
+            Disconnect("a"),
+            start("c", 0),
+            Connect("b", "c"),
+            start("c", 60),
+            list(),
+            get("c"),
+        ],
     )
     .await;
 }
@@ -307,7 +354,17 @@ async fn shim_restart_between_start_and_join() {
     run(
         "shim restart",
         &["c", "d"],
-        &[start("c", 0), Connect("d1", "d"), start("d", 0), RestartShim, Connect("a", "c"), get("c"), get("d"), stop("d"), list()],
+        &[
+            start("c", 0),
+            Connect("d1", "d"),
+            start("d", 0),
+            RestartShim,
+            Connect("a", "c"),
+            get("c"),
+            get("d"),
+            stop("d"),
+            list(),
+        ],
     )
     .await;
 }
@@ -318,8 +375,14 @@ async fn several_channels_and_validation() {
         "several channels and validation",
         &["x", "y"],
         &[
-            Legacy("StartRecording", json!({"channel_id": "x", "expire_time": 0, "split_duration": 60, "split_only": true})),
-            Legacy("StartRecording", json!({"channel_id": "y", "expire_time": 60, "split_only": true, "split_duration": 30})),
+            Legacy(
+                "StartRecording",
+                json!({"channel_id": "x", "expire_time": 0, "split_duration": 60, "split_only": true}),
+            ),
+            Legacy(
+                "StartRecording",
+                json!({"channel_id": "y", "expire_time": 60, "split_only": true, "split_duration": 30}),
+            ),
             Legacy("StartRecording", json!({"channel_id": "y", "expire_time": "60"})),
             Legacy("StartRecording", json!({"channel_id": "", "expire_time": 0})),
             Legacy("StopRecording", json!({})),

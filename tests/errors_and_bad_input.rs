@@ -53,15 +53,23 @@ async fn upstream_cluster_minority_is_not_cluster_majority_and_withdraws_the_ord
     let shim = start_shim(&ShimOptions::new(&sim.url));
     add_fault(&sim, json!({"target": "Sora_20231220.StartRecording", "status": 400, "body": "{\"error_type\":\"NOT-CLUSTER-MAJORITY\"}"}))
         .await;
-    api(&shim.url, START, json!({"channel_id": "minority", "expire_time": 60})).await.assert_legacy_error(400, "NOT-CLUSTER-MAJORITY");
-    api(&shim.url, GET_STARTED, json!({"channel_id": "minority"})).await.assert_legacy_error(400, "NOT-STARTED-RECORDING");
+    api(&shim.url, START, json!({"channel_id": "minority", "expire_time": 60}))
+        .await
+        .assert_legacy_error(400, "NOT-CLUSTER-MAJORITY");
+    api(&shim.url, GET_STARTED, json!({"channel_id": "minority"}))
+        .await
+        .assert_legacy_error(400, "NOT-STARTED-RECORDING");
 }
 
 #[tokio::test]
 async fn unknown_upstream_error_is_upstream_error_and_withdraws_the_order() {
     let sim = start_sim(&[]);
     let shim = start_shim(&ShimOptions::new(&sim.url));
-    add_fault(&sim, json!({"target": "Sora_20231220.StartRecording", "status": 400, "body": "{\"error_type\":\"SOMETHING-NEW\"}"})).await;
+    add_fault(
+        &sim,
+        json!({"target": "Sora_20231220.StartRecording", "status": 400, "body": "{\"error_type\":\"SOMETHING-NEW\"}"}),
+    )
+    .await;
     let reply = api(&shim.url, START, json!({"channel_id": "odd", "expire_time": 60})).await;
     reply.assert_legacy_error(502, "UPSTREAM-ERROR");
     assert!(reply.header("x-shim-error-detail").unwrap().contains("SOMETHING-NEW"));
@@ -86,17 +94,26 @@ async fn upstream_timeout_and_unavailable() {
 
     sim.kill();
     api(&shim.url, LIST_ARCHIVING, json!({})).await.assert_legacy_error(502, "UPSTREAM-UNAVAILABLE");
-    post(&shim.url, "/", Some("Sora_20171010.GetStatsReport"), "", &[]).await.assert_legacy_error(502, "UPSTREAM-UNAVAILABLE");
+    post(&shim.url, "/", Some("Sora_20171010.GetStatsReport"), "", &[])
+        .await
+        .assert_legacy_error(502, "UPSTREAM-UNAVAILABLE");
     // Start still takes the order (on_upstream_failure = accept) ...
     let accepted = api(&shim.url, START, json!({"channel_id": "later", "expire_time": 0})).await;
     assert_eq!(accepted.status, 200);
     assert!(is_ulid(&accepted.json()["recording_id"]));
-    assert_eq!(api(&shim.url, GET_STARTED, json!({"channel_id": "later"})).await.json()["recording_id"], accepted.json()["recording_id"]);
+    assert_eq!(
+        api(&shim.url, GET_STARTED, json!({"channel_id": "later"})).await.json()["recording_id"],
+        accepted.json()["recording_id"]
+    );
 }
 
 /// `DELETE url`, returning the status.
 async fn delete(url: &str) -> u16 {
-    let request = http::Request::builder().method("DELETE").uri(url).body(http_body_util::Full::new(bytes::Bytes::new())).unwrap();
+    let request = http::Request::builder()
+        .method("DELETE")
+        .uri(url)
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
     send(request).await.status
 }
 
@@ -107,7 +124,9 @@ async fn reject_mode_answers_upstream_failures_and_keeps_nothing() {
     let store = options.store.clone();
     let shim = start_shim(&options);
     sim.kill();
-    api(&shim.url, START, json!({"channel_id": "strict", "expire_time": 0})).await.assert_legacy_error(502, "UPSTREAM-UNAVAILABLE");
+    api(&shim.url, START, json!({"channel_id": "strict", "expire_time": 0}))
+        .await
+        .assert_legacy_error(502, "UPSTREAM-UNAVAILABLE");
     assert!(stored_orders(&store).is_empty());
 }
 
@@ -159,7 +178,9 @@ async fn store_unavailable_when_the_database_is_locked() {
     let shim = start_shim(&options);
     let locker = rusqlite::Connection::open(&store).unwrap();
     locker.execute_batch("BEGIN EXCLUSIVE").unwrap();
-    api(&shim.url, START, json!({"channel_id": "locked", "expire_time": 0})).await.assert_legacy_error(503, "STORE-UNAVAILABLE");
+    api(&shim.url, START, json!({"channel_id": "locked", "expire_time": 0}))
+        .await
+        .assert_legacy_error(503, "STORE-UNAVAILABLE");
     locker.execute_batch("ROLLBACK").unwrap();
     assert_eq!(api(&shim.url, START, json!({"channel_id": "locked", "expire_time": 0})).await.status, 200);
 }
@@ -185,12 +206,17 @@ async fn bad_input_never_panics_never_answers_non_json_and_never_half_writes() {
         (r#"{"channel_id": "a", "expire_time": 99999999999999999999}"#.into(), "INVALID-EXPIRE-TIME"),
         (r#"{"channel_id": "a", "expire_time": null}"#.into(), "INVALID-EXPIRE-TIME"),
         (r#"{"channel_id": "a", "expire_time": 0, "split_only": 1}"#.into(), "INVALID-SPLIT-ONLY"),
-        (format!(r#"{{"channel_id": "a", "expire_time": 0, "metadata": "{}"}}"#, "m".repeat(10_000)), "REQUEST-TOO-LARGE"),
+        (
+            format!(r#"{{"channel_id": "a", "expire_time": 0, "metadata": "{}"}}"#, "m".repeat(10_000)),
+            "REQUEST-TOO-LARGE",
+        ),
         ("[".repeat(2_000), "INVALID-JSON"),
     ];
     for (body, name) in &legacy_bodies {
         let status = if *name == "REQUEST-TOO-LARGE" { 413 } else { 400 };
-        post(&shim.url, "/", Some(START), body, &[("content-type", "application/json")]).await.assert_legacy_error(status, name);
+        post(&shim.url, "/", Some(START), body, &[("content-type", "application/json")])
+            .await
+            .assert_legacy_error(status, name);
     }
 
     // An empty target is not a legacy target: it passes through to the upstream, which refuses it.

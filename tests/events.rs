@@ -15,7 +15,11 @@ const STOP: &str = "Sora_20161101.StopRecording";
 async fn wired(receiver: &Receiver, tweak: impl FnOnce(ShimOptions) -> ShimOptions) -> (Process, Process) {
     let events = format!("{}/events", receiver.url);
     let (sim, shim, _) = start_pair(|options| {
-        tweak(options.env("SORA_SHIM__EVENT_WEBHOOK__FORWARD_URL", &events).env("SORA_SHIM__RECONCILER__INTERVAL_MS", "600000"))
+        tweak(
+            options
+                .env("SORA_SHIM__EVENT_WEBHOOK__FORWARD_URL", &events)
+                .env("SORA_SHIM__RECONCILER__INTERVAL_MS", "600000"),
+        )
     })
     .await;
     set_sim_webhooks(&sim, None, Some(&format!("{}/hooks/event", shim.url))).await;
@@ -29,8 +33,10 @@ fn bodies(receiver: &Receiver) -> Vec<Value> {
 /// Waits until the receiver holds `count` events of `kind` for `channel`, and returns them.
 async fn events_of(receiver: &Receiver, kind: &str, channel: &str, count: usize) -> Vec<Value> {
     wait_for(&format!("{count} {kind} for {channel}"), Duration::from_secs(10), || async {
-        let found: Vec<Value> =
-            bodies(receiver).into_iter().filter(|event| event["type"] == kind && event["channel_id"] == channel).collect();
+        let found: Vec<Value> = bodies(receiver)
+            .into_iter()
+            .filter(|event| event["type"] == kind && event["channel_id"] == channel)
+            .collect();
         (found.len() >= count).then_some(found)
     })
     .await
@@ -45,7 +51,8 @@ async fn sim_recordings(sim: &Process, channel: &str) -> Vec<Value> {
 async fn legacy_flow_delivers_events_with_the_legacy_id_and_metadata() {
     let receiver = Receiver::start(200, "{}").await;
     let (sim, shim) = wired(&receiver, |o| o).await;
-    let object = api(&shim.url, START, json!({"channel_id": "obj", "expire_time": 0, "metadata": {"room": "r1"}})).await.json();
+    let object =
+        api(&shim.url, START, json!({"channel_id": "obj", "expire_time": 0, "metadata": {"room": "r1"}})).await.json();
     let text = api(&shim.url, START, json!({"channel_id": "txt", "expire_time": 0, "metadata": "r1"})).await.json();
     for channel in ["obj", "txt"] {
         let connection = connect(&sim, channel).await;
@@ -124,7 +131,14 @@ async fn webhook_basic_auth() {
     for credentials in [None, Some(basic("sora", "wrong")), Some(basic("other", "hook-pass-9"))] {
         let headers: Vec<(&str, &str)> = credentials.iter().map(|value| ("authorization", value.as_str())).collect();
         post(&shim.url, "/hooks/event", None, &event, &headers).await.assert_legacy_error(401, "UNAUTHORIZED");
-        let reply = post(&shim.url, "/hooks/session", None, r#"{"type":"session.created","channel_id":"auth","session_id":"S"}"#, &headers).await;
+        let reply = post(
+            &shim.url,
+            "/hooks/session",
+            None,
+            r#"{"type":"session.created","channel_id":"auth","session_id":"S"}"#,
+            &headers,
+        )
+        .await;
         reply.assert_legacy_error(401, "UNAUTHORIZED");
         assert!(reply.header("www-authenticate").unwrap().starts_with("Basic"));
     }
@@ -161,7 +175,9 @@ async fn a_dead_receiver_fails_the_webhook_and_loses_nothing() {
     let session_id = sim_session(&sim, "keep").await.unwrap()["session_id"].clone();
     let event = json!({"type": "recording.report", "recording_id": "U1", "session_id": session_id, "channel_id": "keep",
                        "recording_metadata": {}});
-    post(&shim.url, "/hooks/event", None, &event.to_string(), &[]).await.assert_legacy_error(502, "UPSTREAM-UNAVAILABLE");
+    post(&shim.url, "/hooks/event", None, &event.to_string(), &[])
+        .await
+        .assert_legacy_error(502, "UPSTREAM-UNAVAILABLE");
     // The order, its session link and the recording are all still there.
     let still = api(&shim.url, "Sora_20161101.GetStartedRecording", json!({"channel_id": "keep"})).await.json();
     assert_eq!(still["recording_id"], started["recording_id"]);
@@ -173,7 +189,9 @@ async fn a_dead_receiver_fails_the_webhook_and_loses_nothing() {
     let (_, shim) = {
         let mut restarted_options = options.clone();
         restarted_options.env.retain(|(key, _)| key != "SORA_SHIM__EVENT_WEBHOOK__FORWARD_URL");
-        restarted_options.env.push(("SORA_SHIM__EVENT_WEBHOOK__FORWARD_URL".into(), format!("{}/events", receiver.url)));
+        restarted_options
+            .env
+            .push(("SORA_SHIM__EVENT_WEBHOOK__FORWARD_URL".into(), format!("{}/events", receiver.url)));
         let mut old = shim;
         let restarted = restart_shim(&mut old, &restarted_options);
         ((), restarted)
@@ -206,5 +224,8 @@ async fn usage_report_counts_translated_calls_by_client_only() {
     assert_eq!(admin["remote_addr"], "127.0.0.1");
     assert!(admin["first_seen"].as_i64().unwrap() <= admin["last_seen"].as_i64().unwrap());
     let nightly = clients.iter().find(|c| c["user_agent"] == "nightly-cron/2").unwrap();
-    assert_eq!((nightly["target"].as_str(), nightly["count"].as_u64()), (Some("Sora_20161101.ListStartedRecording"), Some(1)));
+    assert_eq!(
+        (nightly["target"].as_str(), nightly["count"].as_u64()),
+        (Some("Sora_20161101.ListStartedRecording"), Some(1))
+    );
 }

@@ -22,7 +22,11 @@ async fn httpie(base: &str, target: &str, body: Option<Value>) -> Reply {
                 "/",
                 Some(target),
                 &text,
-                &[("accept", "application/json, */*"), ("content-type", "application/json"), ("user-agent", "HTTPie/0.9.9")],
+                &[
+                    ("accept", "application/json, */*"),
+                    ("content-type", "application/json"),
+                    ("user-agent", "HTTPie/0.9.9"),
+                ],
             )
             .await
         }
@@ -99,14 +103,18 @@ async fn stop_recording() {
     assert_json_ok(&reply);
     assert_eq!(reply.text(), r#"{"channel_id":"sora"}"#);
     // Stopped means gone.
-    httpie(&shim.url, GET_STARTED, Some(json!({"channel_id": "sora"}))).await.assert_legacy_error(400, "NOT-STARTED-RECORDING");
+    httpie(&shim.url, GET_STARTED, Some(json!({"channel_id": "sora"})))
+        .await
+        .assert_legacy_error(400, "NOT-STARTED-RECORDING");
 }
 
 #[tokio::test]
 async fn get_started_recording_and_not_started() {
     let sim = start_sim(&[]);
     let shim = start_shim(&ShimOptions::new(&sim.url));
-    httpie(&shim.url, GET_STARTED, Some(json!({"channel_id": "sora"}))).await.assert_legacy_error(400, "NOT-STARTED-RECORDING");
+    httpie(&shim.url, GET_STARTED, Some(json!({"channel_id": "sora"})))
+        .await
+        .assert_legacy_error(400, "NOT-STARTED-RECORDING");
 
     let started = httpie(&shim.url, START, Some(json!({"channel_id": "sora", "expire_time": 3600}))).await.json();
     let reply = httpie(&shim.url, GET_STARTED, Some(json!({"channel_id": "sora"}))).await;
@@ -143,7 +151,10 @@ async fn list_started_recording_sorted_by_channel() {
     assert_eq!(list[1]["channel_id"], "zakuro");
     assert_eq!(list[1]["recording_id"], zakuro["recording_id"]);
     for entry in list {
-        assert_eq!(keys(entry), ["channel_id", "created_at", "expire_time", "expired_at", "recording_id", "split_only"]);
+        assert_eq!(
+            keys(entry),
+            ["channel_id", "created_at", "expire_time", "expired_at", "recording_id", "split_only"]
+        );
         assert_eq!(entry["expire_time"], 3600);
         assert_eq!(entry["split_only"], false);
         assert_eq!(entry["expired_at"].as_i64().unwrap(), entry["created_at"].as_i64().unwrap() + 3600);
@@ -165,8 +176,11 @@ async fn list_archiving_per_connection() {
         json!({"channel_id": "sora", "role": "sendrecv", "audio": {"codec_type": "OPUS"}, "video": seed_video}),
     )
     .await;
-    let audio_only =
-        post_json(&format!("{}/sim/connect", sim.url), json!({"channel_id": "sora", "role": "sendonly", "video": false})).await;
+    let audio_only = post_json(
+        &format!("{}/sim/connect", sim.url),
+        json!({"channel_id": "sora", "role": "sendonly", "video": false}),
+    )
+    .await;
     post_json(&format!("{}/sim/connect", sim.url), json!({"channel_id": "sora", "role": "recvonly"})).await;
     // A session exists, so the legacy Start records it at once.
     assert_json_ok(&httpie(&shim.url, START, Some(json!({"channel_id": "sora", "expire_time": 0}))).await);
@@ -176,7 +190,8 @@ async fn list_archiving_per_connection() {
     let list = reply.json();
     let list = list.as_array().unwrap();
     assert_eq!(list.len(), 2, "{list:?}");
-    let entry = list.iter().find(|entry| entry["connection_id"] == sender["connection_id"]).expect("the sender is listed");
+    let entry =
+        list.iter().find(|entry| entry["connection_id"] == sender["connection_id"]).expect("the sender is listed");
     assert_eq!(keys(entry), ["audio", "bundle_id", "channel_id", "client_id", "connection_id", "seconds", "video"]);
     assert_eq!(entry["audio"], json!({"codec_type": "OPUS"}));
     assert_eq!(entry["video"], seed_video);
@@ -184,7 +199,8 @@ async fn list_archiving_per_connection() {
     assert_eq!(entry["client_id"], sender["client_id"]);
     assert!(entry["bundle_id"].is_string());
     assert!(entry["seconds"].as_i64().unwrap() >= 0);
-    let other = list.iter().find(|entry| entry["connection_id"] == audio_only["connection_id"]).expect("audio-only sender");
+    let other =
+        list.iter().find(|entry| entry["connection_id"] == audio_only["connection_id"]).expect("audio-only sender");
     assert_eq!(other["video"], false);
     assert!(other["audio"].is_object());
 

@@ -21,7 +21,9 @@ async fn orders_survive_a_restart_against_the_same_store() {
     let started = [
         api(&shim.url, START, json!({"channel_id": "a", "expire_time": 0})).await.json(),
         api(&shim.url, START, json!({"channel_id": "b", "expire_time": 3600, "metadata": {"room": 1}})).await.json(),
-        api(&shim.url, START, json!({"channel_id": "c", "expire_time": 0, "split_duration": 60, "split_only": true})).await.json(),
+        api(&shim.url, START, json!({"channel_id": "c", "expire_time": 0, "split_duration": 60, "split_only": true}))
+            .await
+            .json(),
     ];
     let before = api(&shim.url, LIST_STARTED, json!({})).await.json();
     assert_eq!(before.as_array().unwrap().len(), 3);
@@ -37,7 +39,9 @@ async fn orders_survive_a_restart_against_the_same_store() {
     }
     assert_eq!(after[2]["split_only"], true);
     // The restarted shim keeps enforcing them ...
-    api(&shim.url, START, json!({"channel_id": "a", "expire_time": 0})).await.assert_legacy_error(400, "STARTED-RECORDING");
+    api(&shim.url, START, json!({"channel_id": "a", "expire_time": 0}))
+        .await
+        .assert_legacy_error(400, "STARTED-RECORDING");
     // ... and can stop them.
     assert_eq!(api(&shim.url, STOP, json!({"channel_id": "b"})).await.status, 200);
     assert_eq!(api(&shim.url, LIST_STARTED, json!({})).await.json().as_array().unwrap().len(), 2);
@@ -47,7 +51,8 @@ async fn orders_survive_a_restart_against_the_same_store() {
 async fn sigterm_drains_in_flight_requests_then_exits_cleanly() {
     let sim = start_sim(&[]);
     let mut shim = start_shim(&ShimOptions::new(&sim.url));
-    post_json(&format!("{}/sim/faults", sim.url), json!({"target": "Sora_20171010.GetStatsReport", "latency_ms": 800})).await;
+    post_json(&format!("{}/sim/faults", sim.url), json!({"target": "Sora_20171010.GetStatsReport", "latency_ms": 800}))
+        .await;
     let in_flight = tokio::spawn({
         let url = shim.url.clone();
         async move { post(&url, "/", Some("Sora_20171010.GetStatsReport"), "", &[]).await }

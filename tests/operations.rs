@@ -12,7 +12,10 @@ use serde_json::{Value, json};
 const START: &str = "Sora_20161101.StartRecording";
 
 async fn metrics_text(shim: &Process) -> String {
-    let request = http::Request::builder().uri(format!("{}/metrics", shim.url)).body(http_body_util::Full::new(bytes::Bytes::new())).unwrap();
+    let request = http::Request::builder()
+        .uri(format!("{}/metrics", shim.url))
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
     let reply = send(request).await;
     assert_eq!(reply.status, 200);
     assert!(reply.header("content-type").unwrap().contains("openmetrics-text"));
@@ -66,10 +69,18 @@ async fn health_and_readiness_follow_the_upstream() {
     assert_eq!(health["status"], "ok");
     assert_eq!(health["version"], env!("CARGO_PKG_VERSION"));
     let ready = get_json(&format!("{}/ready", shim.url)).await;
-    assert_eq!((ready["ready"].as_bool(), ready["store"].as_str(), ready["upstream"].as_str()), (Some(true), Some("ok"), Some("ok")));
+    assert_eq!(
+        (ready["ready"].as_bool(), ready["store"].as_str(), ready["upstream"].as_str()),
+        (Some(true), Some("ok"), Some("ok"))
+    );
 
     sim.kill();
-    let request = || http::Request::builder().uri(format!("{}/ready", shim.url)).body(http_body_util::Full::new(bytes::Bytes::new())).unwrap();
+    let request = || {
+        http::Request::builder()
+            .uri(format!("{}/ready", shim.url))
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap()
+    };
     let not_ready = send(request()).await;
     assert_eq!(not_ready.status, 503);
     let body = not_ready.json();
@@ -79,7 +90,10 @@ async fn health_and_readiness_follow_the_upstream() {
     let _sim = {
         let dir = temp_dir("sim-again");
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_sora-sim"));
-        command.args(["--listen", &sim_address]).stdout(std::process::Stdio::null()).stderr(std::fs::File::create(dir.join("log")).unwrap());
+        command
+            .args(["--listen", &sim_address])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(dir.join("log")).unwrap());
         ChildGuard(command.spawn().unwrap())
     };
     wait_for("readiness to return", Duration::from_secs(10), || async {
@@ -109,7 +123,14 @@ async fn json_logs_carry_request_fields_and_no_secrets() {
             .env("SORA_SHIM__WEBHOOK_AUTH__PASSWORD", "webhook-pw-31337"),
     );
     let token = [("authorization", "Bearer tok-0123456789abcdef")];
-    let translated = post(&shim.url, "/", Some(START), r#"{"channel_id":"log","expire_time":0,"metadata":{"patient":"secret-name"}}"#, &token).await;
+    let translated = post(
+        &shim.url,
+        "/",
+        Some(START),
+        r#"{"channel_id":"log","expire_time":0,"metadata":{"patient":"secret-name"}}"#,
+        &token,
+    )
+    .await;
     assert_eq!(translated.status, 200);
     let passthrough = post(&shim.url, "/", Some("Sora_20171010.GetStatsReport"), "", &token).await;
     assert_eq!(passthrough.status, 200);
@@ -117,13 +138,17 @@ async fn json_logs_carry_request_fields_and_no_secrets() {
         use base64::Engine;
         base64::engine::general_purpose::STANDARD.encode("sora:webhook-pw-31337-wrong")
     });
-    post(&shim.url, "/hooks/event", None, "{}", &[("authorization", wrong.as_str())]).await.assert_legacy_error(401, "UNAUTHORIZED");
+    post(&shim.url, "/hooks/event", None, "{}", &[("authorization", wrong.as_str())])
+        .await
+        .assert_legacy_error(401, "UNAUTHORIZED");
 
     let finished: Vec<Value> = wait_for("three request lines", Duration::from_secs(5), || async {
         let lines: Vec<Value> = shim
             .log_text()
             .lines()
-            .map(|line| serde_json::from_str::<Value>(line).unwrap_or_else(|error| panic!("not JSON ({error}): {line}")))
+            .map(|line| {
+                serde_json::from_str::<Value>(line).unwrap_or_else(|error| panic!("not JSON ({error}): {line}"))
+            })
             .filter(|line| line["message"] == "request finished")
             .collect();
         (lines.len() >= 3).then_some(lines)
@@ -131,14 +156,21 @@ async fn json_logs_carry_request_fields_and_no_secrets() {
     .await;
     let by_id = |reply: &Reply| -> Value {
         let id = reply.header("x-request-id").unwrap();
-        finished.iter().find(|line| line["span"]["request_id"] == id).cloned().unwrap_or_else(|| panic!("no line for {id}"))
+        finished
+            .iter()
+            .find(|line| line["span"]["request_id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("no line for {id}"))
     };
     let line = by_id(&translated);
     assert_eq!((line["route"].as_str(), line["status"].as_u64()), (Some("translated"), Some(200)));
     assert_eq!(line["span"]["target"], START);
     assert!(line["latency_us"].is_u64());
     let line = by_id(&passthrough);
-    assert_eq!((line["route"].as_str(), line["span"]["target"].as_str()), (Some("passthrough"), Some("Sora_20171010.GetStatsReport")));
+    assert_eq!(
+        (line["route"].as_str(), line["span"]["target"].as_str()),
+        (Some("passthrough"), Some("Sora_20171010.GetStatsReport"))
+    );
     let log = shim.log_text();
     for secret in ["tok-0123456789abcdef", "webhook-pw-31337", "secret-name", &wrong[6..]] {
         assert!(!log.contains(secret), "{secret} leaked into the log");
@@ -189,7 +221,9 @@ async fn sighup_reloads_mappings_and_rejects_an_invalid_version() {
     let shim = start_shim(&options);
     let pid = shim.pid();
     assert_eq!(api(&shim.url, START, json!({"channel_id": "r", "expire_time": 0})).await.status, 200);
-    api(&shim.url, START, json!({"channel_id": "r", "expire_time": 0})).await.assert_legacy_error(400, "STARTED-RECORDING");
+    api(&shim.url, START, json!({"channel_id": "r", "expire_time": 0}))
+        .await
+        .assert_legacy_error(400, "STARTED-RECORDING");
 
     let errors = std::fs::read_to_string(dir.join("errors.toml")).unwrap();
     std::fs::write(dir.join("errors.toml"), errors.replace("\"STARTED-RECORDING\"", "\"ALREADY-STARTED\"")).unwrap();
@@ -206,9 +240,14 @@ async fn sighup_reloads_mappings_and_rejects_an_invalid_version() {
         shim.log_text().contains("reload rejected").then_some(())
     })
     .await;
-    api(&shim.url, START, json!({"channel_id": "r", "expire_time": 0})).await.assert_legacy_error(400, "ALREADY-STARTED");
+    api(&shim.url, START, json!({"channel_id": "r", "expire_time": 0}))
+        .await
+        .assert_legacy_error(400, "ALREADY-STARTED");
     // The orders were never touched.
-    assert_eq!(api(&shim.url, "Sora_20161101.ListStartedRecording", json!({})).await.json().as_array().unwrap().len(), 1);
+    assert_eq!(
+        api(&shim.url, "Sora_20161101.ListStartedRecording", json!({})).await.json().as_array().unwrap().len(),
+        1
+    );
 }
 
 fn hangup(pid: u32) {
@@ -222,18 +261,27 @@ fn flags_of(binary: &str, subcommand: Option<&str>) -> Vec<String> {
         command.arg(subcommand);
     }
     let help = String::from_utf8(command.arg("--help").output().unwrap().stdout).unwrap();
-    help.split_whitespace().filter(|word| word.starts_with("--")).map(|word| word.trim_end_matches(',').to_owned()).collect()
+    help.split_whitespace()
+        .filter(|word| word.starts_with("--"))
+        .map(|word| word.trim_end_matches(',').to_owned())
+        .collect()
 }
 
 #[test]
 fn docker_compose_matches_the_binaries() {
     use yaml_rust2::{Yaml, YamlLoader};
-    let text = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docker-compose.yml")).unwrap();
+    let text =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docker-compose.yml")).unwrap();
     let doc = &YamlLoader::load_from_str(&text).unwrap()[0];
     let services = &doc["services"];
-    let strings = |yaml: &Yaml| -> Vec<String> { yaml.as_vec().unwrap().iter().map(|item| item.as_str().unwrap().to_owned()).collect() };
+    let strings = |yaml: &Yaml| -> Vec<String> {
+        yaml.as_vec().unwrap().iter().map(|item| item.as_str().unwrap().to_owned()).collect()
+    };
     let flag_value = |args: &[String], flag: &str| -> String {
-        args.iter().position(|arg| arg == flag).map(|i| args[i + 1].clone()).unwrap_or_else(|| panic!("{flag} missing in {args:?}"))
+        args.iter()
+            .position(|arg| arg == flag)
+            .map(|i| args[i + 1].clone())
+            .unwrap_or_else(|| panic!("{flag} missing in {args:?}"))
     };
 
     // sora: sora-sim with real flags, webhooks pointing at the shim service's real paths and port.
@@ -278,8 +326,13 @@ fn docker_compose_matches_the_binaries() {
     assert_eq!(flag_value(&sora_check, "--url"), format!("http://127.0.0.1:{sim_port}/sim/state"));
 
     // The Dockerfile puts both binaries and the mappings where the compose file expects them.
-    let dockerfile = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("Dockerfile")).unwrap();
-    assert!(dockerfile.contains("/usr/local/bin/") && dockerfile.contains("sora-sim") && dockerfile.contains("sora-legacy-shim"));
+    let dockerfile =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("Dockerfile")).unwrap();
+    assert!(
+        dockerfile.contains("/usr/local/bin/")
+            && dockerfile.contains("sora-sim")
+            && dockerfile.contains("sora-legacy-shim")
+    );
     assert!(dockerfile.contains(&flag_value(&shim_args, "--mappings")));
     assert!(dockerfile.contains("USER "), "the runtime image is not root");
 }

@@ -26,17 +26,20 @@ async fn a_client_going_away_mid_start_leaves_no_refused_order() {
     )
     .await;
     let body = json!({"channel_id": "gone", "expire_time": 0}).to_string();
-    let request = format!(
-        "POST / HTTP/1.1\r\nHost: x\r\nx-sora-target: {START}\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
+    let request =
+        format!("POST / HTTP/1.1\r\nHost: x\r\nx-sora-target: {START}\r\nContent-Length: {}\r\n\r\n{body}", body.len());
     let mut stream = std::net::TcpStream::connect(shim.addr()).unwrap();
     stream.write_all(request.as_bytes()).unwrap();
-    wait_for("the order to be written", Duration::from_secs(10), || async { (!stored_orders(&store).is_empty()).then_some(()) }).await;
+    wait_for("the order to be written", Duration::from_secs(10), || async {
+        (!stored_orders(&store).is_empty()).then_some(())
+    })
+    .await;
     drop(stream);
     // The refusal still withdraws the order although nobody is there to hear it.
-    wait_for("the refused order to be withdrawn", Duration::from_secs(10), || async { stored_orders(&store).is_empty().then_some(()) })
-        .await;
+    wait_for("the refused order to be withdrawn", Duration::from_secs(10), || async {
+        stored_orders(&store).is_empty().then_some(())
+    })
+    .await;
     api(&shim.url, GET_STARTED, json!({"channel_id": "gone"})).await.assert_legacy_error(400, "NOT-STARTED-RECORDING");
 }
 
@@ -53,7 +56,9 @@ async fn a_store_locked_by_another_process_fails_writes_fast_and_keeps_reads_goi
     let starts: Vec<_> = (0..8)
         .map(|i| {
             let url = shim.url.clone();
-            tokio::spawn(async move { api(&url, START, json!({"channel_id": format!("locked{i}"), "expire_time": 0})).await })
+            tokio::spawn(async move {
+                api(&url, START, json!({"channel_id": format!("locked{i}"), "expire_time": 0})).await
+            })
         })
         .collect();
     // Reads use their own connection and are not queued behind the stuck writes.
@@ -72,7 +77,11 @@ async fn a_store_locked_by_another_process_fails_writes_fast_and_keeps_reads_goi
 async fn a_stop_overtaking_a_slow_start_leaves_no_recording_behind() {
     let (sim, shim, _) = start_pair(|o| o.env("SORA_SHIM__RECONCILER__INTERVAL_MS", "600000")).await;
     connect(&sim, "orph").await;
-    post_json(&format!("{}/sim/faults", sim.url), json!({"target": "Sora_20231220.StartRecording", "latency_ms": 1500, "times": 1})).await;
+    post_json(
+        &format!("{}/sim/faults", sim.url),
+        json!({"target": "Sora_20231220.StartRecording", "latency_ms": 1500, "times": 1}),
+    )
+    .await;
     let start = tokio::spawn({
         let url = shim.url.clone();
         async move { api(&url, START, json!({"channel_id": "orph", "expire_time": 0})).await }

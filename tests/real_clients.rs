@@ -34,7 +34,12 @@ fn last_body(entries: &[Value]) -> String {
 }
 
 fn header_of(entry: &Value, name: &str) -> Option<String> {
-    entry["headers"].as_array().unwrap().iter().find(|pair| pair[0] == name).map(|pair| pair[1].as_str().unwrap().to_owned())
+    entry["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|pair| pair[0] == name)
+        .map(|pair| pair[1].as_str().unwrap().to_owned())
 }
 
 #[tokio::test]
@@ -59,7 +64,8 @@ async fn case_01_browser_admin_tool_with_preflight_on_api_path() {
     let allowed = reply.header("access-control-allow-headers").unwrap().to_ascii_lowercase();
     assert!(allowed.contains("content-type") && allowed.contains("x-sora-target"), "{allowed}");
 
-    let headers = [("accept", "application/json"), ("content-type", "application/json"), ("origin", "https://admin.example")];
+    let headers =
+        [("accept", "application/json"), ("content-type", "application/json"), ("origin", "https://admin.example")];
     let body = r#"{"channel_id":"sora","expire_time":3600}"#;
     let reply = post(&shim.url, "/api", Some(START), body, &headers).await;
     assert_eq!(reply.status, 200);
@@ -119,7 +125,8 @@ async fn case_04_relay_fields_are_not_stripped_or_reordered() {
     connect(&sim, "relay").await;
     // Unusual key order and spacing, exactly as a relay might produce them.
     let body = "{\"split_only\": false, \"metadata\": {\"z\": 1, \"a\": [2, 1]},\n \"format\": \"webm\", \"channel_id\": \"relay\"}";
-    let reply = post(&shim.url, "/", Some("Sora_20231220.StartRecording"), body, &[("content-type", "application/json")]).await;
+    let reply =
+        post(&shim.url, "/", Some("Sora_20231220.StartRecording"), body, &[("content-type", "application/json")]).await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(last_body(&journal(&sim, "Sora_20231220.StartRecording").await), body);
 }
@@ -156,7 +163,8 @@ async fn case_06_legacy_list_calls_with_content_length_0() {
             "POST / HTTP/1.1\r\nHost: {}\r\nAccept: */*\r\nContent-Length: 0\r\nx-sora-target: {target}\r\nConnection: close\r\n\r\n",
             shim.addr()
         );
-        let raw = String::from_utf8(raw_exchange(shim.addr(), request.as_bytes(), false, Duration::from_secs(10))).unwrap();
+        let raw =
+            String::from_utf8(raw_exchange(shim.addr(), request.as_bytes(), false, Duration::from_secs(10))).unwrap();
         assert!(raw.starts_with("HTTP/1.1 200 OK\r\n"), "{target}: {raw}");
         assert!(raw.to_ascii_lowercase().contains("content-type: application/json\r\n"), "{raw}");
         assert!(raw.ends_with("\r\n\r\n[]"), "{target}: {raw}");
@@ -176,7 +184,9 @@ async fn case_07_vendor_prefix_keeps_authorization_and_never_logs_it() {
     assert_eq!(entries.len(), 2);
     assert_eq!(header_of(entries.last().unwrap(), "authorization").as_deref(), Some(token));
     // The header-case variant of the target name also passes through.
-    let upper = post(&shim.url, "/", None, "{}", &[("X-Sora-Target", "ImageFlux_20200316.Anything"), ("authorization", token)]).await;
+    let upper =
+        post(&shim.url, "/", None, "{}", &[("X-Sora-Target", "ImageFlux_20200316.Anything"), ("authorization", token)])
+            .await;
     assert_same_reply(&direct, &upper);
     let log = shim.log_text();
     assert!(log.contains("request finished"), "the shim logged its requests: {log}");
@@ -229,7 +239,8 @@ async fn case_12_no_expiry_sends_no_expire_time_upstream() {
     assert_eq!(body.as_object().unwrap().len(), 3);
     assert_eq!((body["channel_id"].as_str(), body["expire_time"].as_i64()), (Some("sora"), Some(0)));
     assert!(is_ulid(&body["recording_id"]));
-    let upstream: Value = serde_json::from_str(&last_body(&journal(&sim, "Sora_20231220.StartRecording").await)).unwrap();
+    let upstream: Value =
+        serde_json::from_str(&last_body(&journal(&sim, "Sora_20231220.StartRecording").await)).unwrap();
     assert_eq!(upstream, json!({"channel_id": "sora", "format": "webm"}));
     let session = sim_session(&sim, "sora").await.unwrap();
     assert!(session["recording"].is_object(), "the session records: {session}");
@@ -242,7 +253,9 @@ async fn case_12b_expiry_and_metadata_reach_the_upstream() {
     let shim = start_shim(&ShimOptions::new(&sim.url));
     connect(&sim, "meta-object").await;
     connect(&sim, "meta-text").await;
-    let reply = api(&shim.url, START, json!({"channel_id": "meta-object", "expire_time": 600, "metadata": {"room": "r1"}})).await;
+    let reply =
+        api(&shim.url, START, json!({"channel_id": "meta-object", "expire_time": 600, "metadata": {"room": "r1"}}))
+            .await;
     assert_eq!(reply.status, 200);
     let reply = api(&shim.url, START, json!({"channel_id": "meta-text", "expire_time": 0, "metadata": "r1"})).await;
     assert_eq!(reply.status, 200);
@@ -264,17 +277,28 @@ async fn case_13_split_only() {
     let sim = start_sim(&[]);
     let shim = start_shim(&ShimOptions::new(&sim.url));
     connect(&sim, "sora").await;
-    let reply = api(&shim.url, START, json!({"channel_id": "sora", "expire_time": 0, "split_duration": 3600, "split_only": true})).await;
+    let reply = api(
+        &shim.url,
+        START,
+        json!({"channel_id": "sora", "expire_time": 0, "split_duration": 3600, "split_only": true}),
+    )
+    .await;
     assert_eq!(reply.status, 200);
     let body = reply.json();
     assert_eq!((body["split_duration"].as_i64(), body["split_only"].as_bool()), (Some(3600), Some(true)));
-    let upstream: Value = serde_json::from_str(&last_body(&journal(&sim, "Sora_20231220.StartRecording").await)).unwrap();
+    let upstream: Value =
+        serde_json::from_str(&last_body(&journal(&sim, "Sora_20231220.StartRecording").await)).unwrap();
     assert_eq!(upstream, json!({"channel_id": "sora", "format": "webm", "split_duration": 3600, "split_only": true}));
     let session = sim_session(&sim, "sora").await.unwrap();
     assert_eq!(session["recording"]["split_only"], true);
     assert_eq!(session["recording"]["split_duration"], 3600);
 
-    let strict = api(&shim.url, START, json!({"channel_id": "other", "expire_time": 60, "split_duration": 30, "split_only": true})).await;
+    let strict = api(
+        &shim.url,
+        START,
+        json!({"channel_id": "other", "expire_time": 60, "split_duration": 30, "split_only": true}),
+    )
+    .await;
     strict.assert_legacy_error(400, "INVALID-SPLIT-ONLY");
 }
 
@@ -282,7 +306,12 @@ async fn case_13_split_only() {
 async fn case_13b_relaxed_split_rules_when_not_strict() {
     let sim = start_sim(&[]);
     let shim = start_shim(&ShimOptions::new(&sim.url).env("SORA_SHIM__LEGACY__STRICT", "false"));
-    let reply = api(&shim.url, START, json!({"channel_id": "c", "expire_time": 3600, "split_duration": 600, "split_only": true})).await;
+    let reply = api(
+        &shim.url,
+        START,
+        json!({"channel_id": "c", "expire_time": 3600, "split_duration": 600, "split_only": true}),
+    )
+    .await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(reply.json()["split_only"], true);
 }
@@ -292,7 +321,9 @@ async fn case_16_double_start_and_stop_without_start() {
     let sim = start_sim(&[]);
     let shim = start_shim(&ShimOptions::new(&sim.url));
     assert_eq!(api(&shim.url, START, json!({"channel_id": "twice", "expire_time": 60})).await.status, 200);
-    api(&shim.url, START, json!({"channel_id": "twice", "expire_time": 60})).await.assert_legacy_error(400, "STARTED-RECORDING");
+    api(&shim.url, START, json!({"channel_id": "twice", "expire_time": 60}))
+        .await
+        .assert_legacy_error(400, "STARTED-RECORDING");
     api(&shim.url, STOP, json!({"channel_id": "never"})).await.assert_legacy_error(400, "NOT-STARTED-RECORDING");
 }
 

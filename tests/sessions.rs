@@ -128,7 +128,8 @@ async fn expired_orders_are_swept_from_the_store() {
     assert_eq!(api(&shim.url, START, json!({"channel_id": "sweep", "expire_time": 1})).await.status, 200);
     assert_eq!(stored_orders(&options.store).len(), 1);
     // Nobody reads the order again: the periodic sweep alone deletes it.
-    wait_for("the sweep", Duration::from_secs(10), || async { stored_orders(&options.store).is_empty().then_some(()) }).await;
+    wait_for("the sweep", Duration::from_secs(10), || async { stored_orders(&options.store).is_empty().then_some(()) })
+        .await;
 }
 
 #[tokio::test]
@@ -145,7 +146,8 @@ async fn case_15_metadata_reaches_the_upstream_as_object_or_wrapped() {
 #[tokio::test]
 async fn split_options_reach_the_session_through_the_webhook() {
     let (sim, shim, _) = start_pair(webhook_only).await;
-    api(&shim.url, START, json!({"channel_id": "split", "expire_time": 0, "split_duration": 3600, "split_only": true})).await;
+    api(&shim.url, START, json!({"channel_id": "split", "expire_time": 0, "split_duration": 3600, "split_only": true}))
+        .await;
     connect(&sim, "split").await;
     let recording = sim_session(&sim, "split").await.unwrap()["recording"].clone();
     assert_eq!((recording["split_only"].as_bool(), recording["split_duration"].as_i64()), (Some(true), Some(3600)));
@@ -180,7 +182,11 @@ async fn reconciler_stops_a_recording_whose_order_was_stopped_while_the_upstream
 
     // The upstream answers again: the reconciler stops the recording and forgets the order.
     let cleared = send(
-        http::Request::builder().method("DELETE").uri(format!("{}/sim/faults", sim.url)).body(http_body_util::Full::new(bytes::Bytes::new())).unwrap(),
+        http::Request::builder()
+            .method("DELETE")
+            .uri(format!("{}/sim/faults", sim.url))
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap(),
     )
     .await;
     assert_eq!(cleared.status, 200);
@@ -217,12 +223,17 @@ async fn reconciler_never_touches_recordings_it_did_not_start() {
 async fn upstream_failure_on_start_is_accepted_and_started_later() {
     let (sim, shim, _) = start_pair(fast_reconciler).await;
     connect(&sim, "flaky").await;
-    post_json(&format!("{}/sim/faults", sim.url), json!({"target": "Sora_20231220.StartRecording", "drop": true})).await;
+    post_json(&format!("{}/sim/faults", sim.url), json!({"target": "Sora_20231220.StartRecording", "drop": true}))
+        .await;
     let reply = api(&shim.url, START, json!({"channel_id": "flaky", "expire_time": 0})).await;
     assert_eq!(reply.status, 200, "accepted although the upstream dropped the start");
     assert!(sim_session(&sim, "flaky").await.unwrap().get("recording").is_none());
     let cleared = send(
-        http::Request::builder().method("DELETE").uri(format!("{}/sim/faults", sim.url)).body(http_body_util::Full::new(bytes::Bytes::new())).unwrap(),
+        http::Request::builder()
+            .method("DELETE")
+            .uri(format!("{}/sim/faults", sim.url))
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap(),
     )
     .await;
     assert_eq!(cleared.status, 200);
@@ -346,12 +357,16 @@ async fn forward_failures_fail_by_default_and_can_be_ignored() {
     };
     let (sim, shim, _) = start_pair(|o| webhook_only(o).env("SORA_SHIM__SESSION_WEBHOOK__FORWARD_URL", &dead)).await;
     api(&shim.url, START, json!({"channel_id": "down", "expire_time": 0})).await;
-    post(&shim.url, "/hooks/session", None, &created_event("down").to_string(), &[]).await.assert_legacy_error(502, "UPSTREAM-UNAVAILABLE");
+    post(&shim.url, "/hooks/session", None, &created_event("down").to_string(), &[])
+        .await
+        .assert_legacy_error(502, "UPSTREAM-UNAVAILABLE");
     connect(&sim, "down").await;
     assert!(sim_session(&sim, "down").await.unwrap().get("recording").is_none(), "Sora got the failure");
 
     let (sim, shim, _) = start_pair(|o| {
-        webhook_only(o).env("SORA_SHIM__SESSION_WEBHOOK__FORWARD_URL", &dead).env("SORA_SHIM__SESSION_WEBHOOK__ON_FORWARD_ERROR", "ignore")
+        webhook_only(o)
+            .env("SORA_SHIM__SESSION_WEBHOOK__FORWARD_URL", &dead)
+            .env("SORA_SHIM__SESSION_WEBHOOK__ON_FORWARD_ERROR", "ignore")
     })
     .await;
     api(&shim.url, START, json!({"channel_id": "down", "expire_time": 0})).await;

@@ -27,14 +27,18 @@ pub async fn list_archiving(app: &App, caller_headers: &HeaderMap) -> Result<Val
 /// A 200 JSON array, or the mapped error.
 pub fn array_reply(app: &App, target: &str, reply: UpstreamReply) -> Result<Vec<Value>, ShimError> {
     if reply.status != StatusCode::OK {
-        if let Some(UpstreamErrorClass::ClusterMinority) = reply.error_type().and_then(|name| app.mappings.upstream.classify(&name)) {
+        if let Some(UpstreamErrorClass::ClusterMinority) =
+            reply.error_type().and_then(|name| app.mappings.upstream.classify(&name))
+        {
             return Err(ShimError::NotClusterMajority);
         }
         return Err(ShimError::UpstreamError(format!("{target} answered {} {}", reply.status, reply.excerpt())));
     }
     match reply.json()? {
         Value::Array(items) => Ok(items),
-        other => Err(ShimError::UpstreamError(format!("{target} answered a non-array: {}", truncate(&other.to_string())))),
+        other => {
+            Err(ShimError::UpstreamError(format!("{target} answered a non-array: {}", truncate(&other.to_string()))))
+        }
     }
 }
 
@@ -76,7 +80,9 @@ pub fn archiving_entries(sessions: &[Value], connections: &[Value], now: i64) ->
         })
         .collect();
     entries.sort_by(|a, b| {
-        let key = |v: &Value| (v["channel_id"].as_str().unwrap_or("").to_owned(), v["connection_id"].as_str().unwrap_or("").to_owned());
+        let key = |v: &Value| {
+            (v["channel_id"].as_str().unwrap_or("").to_owned(), v["connection_id"].as_str().unwrap_or("").to_owned())
+        };
         key(a).cmp(&key(b))
     });
     entries

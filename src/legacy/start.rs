@@ -5,12 +5,12 @@ use http::{HeaderMap, StatusCode};
 use serde_json::{Map, Value, json};
 
 use super::session_request::start_request;
+use super::stop::stop_upstream;
 use super::validate::StartRequest;
 use crate::app::{App, now_secs};
 use crate::config::OnUpstreamFailure;
 use crate::error::ShimError;
 use crate::mappings::UpstreamErrorClass;
-use super::stop::stop_upstream;
 use crate::store::{Leg, Order, StoreError};
 
 /// Runs the order/store, upstream-call and map-reply phases of a StartRecording.
@@ -75,7 +75,8 @@ pub async fn start(app: &App, request: StartRequest, caller_headers: &HeaderMap)
 pub async fn start_upstream(app: &App, order: &Order, now: i64, caller_headers: &HeaderMap) -> Result<(), ShimError> {
     let upstream = &app.mappings.upstream;
     let body = start_request(order, now, &upstream.recording.format);
-    let reply = app.upstream.call_json("start_recording", &upstream.targets.start_recording, &body, caller_headers).await?;
+    let reply =
+        app.upstream.call_json("start_recording", &upstream.targets.start_recording, &body, caller_headers).await?;
     if reply.status == StatusCode::OK {
         // The upstream records now, whatever its body says; an unreadable body only costs the leg.
         let json = reply.json().unwrap_or_else(|error| {
@@ -87,7 +88,10 @@ pub async fn start_upstream(app: &App, order: &Order, now: i64, caller_headers: 
             let leg = Leg {
                 recording_id: order.recording_id.clone(),
                 session_id: session_id.to_owned(),
-                upstream_recording_id: json.get(&upstream.start_reply.recording_id).and_then(Value::as_str).map(str::to_owned),
+                upstream_recording_id: json
+                    .get(&upstream.start_reply.recording_id)
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
                 started_at: now,
                 ended_at: None,
             };
@@ -102,7 +106,9 @@ pub async fn start_upstream(app: &App, order: &Order, now: i64, caller_headers: 
                     }
                 }
                 // The order itself is stored; a missing leg only costs the reconciler a look.
-                Err(error) => tracing::warn!(recording_id = %order.recording_id, %error, "could not record the session leg"),
+                Err(error) => {
+                    tracing::warn!(recording_id = %order.recording_id, %error, "could not record the session leg")
+                }
             }
         }
         return Ok(());

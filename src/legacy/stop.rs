@@ -37,7 +37,8 @@ pub async fn stop(app: &App, channel_id: String, caller_headers: &HeaderMap) -> 
 pub async fn stop_upstream(app: &App, channel_id: &str, caller_headers: &HeaderMap) -> Result<(), ShimError> {
     let upstream = &app.mappings.upstream;
     let target = &upstream.targets.stop_recording;
-    let reply = app.upstream.call_json("stop_recording", target, &json!({ "channel_id": channel_id }), caller_headers).await?;
+    let reply =
+        app.upstream.call_json("stop_recording", target, &json!({ "channel_id": channel_id }), caller_headers).await?;
     if reply.status == StatusCode::OK {
         return Ok(());
     }

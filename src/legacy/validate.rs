@@ -118,7 +118,13 @@ fn start(body: Map<String, Value>, rules: &LegacyConfig) -> Result<StartRequest,
             return Err(ShimError::InvalidSplitOnly("split_only: true needs expire_time: 0 (legacy.strict)".into()));
         }
     }
-    Ok(StartRequest { channel_id, expire_time, split_duration, split_only, metadata: optional(&body, "metadata").cloned() })
+    Ok(StartRequest {
+        channel_id,
+        expire_time,
+        split_duration,
+        split_only,
+        metadata: optional(&body, "metadata").cloned(),
+    })
 }
 
 #[cfg(test)]

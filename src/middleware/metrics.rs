@@ -104,7 +104,10 @@ where
                 400..=499 => "4xx",
                 _ => "5xx",
             };
-            this.metrics.requests.get_or_create(&[("surface", this.surface), ("route", route), ("outcome", outcome)]).inc();
+            this.metrics
+                .requests
+                .get_or_create(&[("surface", this.surface), ("route", route), ("outcome", outcome)])
+                .inc();
             this.metrics
                 .request_duration
                 .get_or_create(&[("surface", this.surface), ("route", route)])

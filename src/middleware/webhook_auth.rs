@@ -63,7 +63,8 @@ where
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         if let Some(expected) = &self.expected {
-            let presented = request.headers().get(header::AUTHORIZATION).map(|value| value.as_bytes()).unwrap_or_default();
+            let presented =
+                request.headers().get(header::AUTHORIZATION).map(|value| value.as_bytes()).unwrap_or_default();
             if !credentials_match(presented, expected.as_bytes()) {
                 let response = legacy_error_response(&ShimError::Unauthorized, &self.names);
                 return async move { Ok(response) }.boxed();
@@ -127,7 +128,9 @@ mod tests {
     #[tokio::test]
     async fn missing_or_wrong_credentials_are_401() {
         let layer = WebhookAuthLayer::new(Some(&credentials()), Arc::new(Mappings::built_in().errors));
-        for presented in [None, Some("Basic c29yYTp3cm9uZw=="), Some("Bearer c29yYTpzM2NyZXQ="), Some("Basic"), Some("")] {
+        for presented in
+            [None, Some("Basic c29yYTp3cm9uZw=="), Some("Bearer c29yYTpzM2NyZXQ="), Some("Basic"), Some("")]
+        {
             let (status, body, _) = call(&layer, presented).await;
             assert_eq!((status, body.as_str()), (401, r#"{"error_type":"UNAUTHORIZED"}"#), "{presented:?}");
         }

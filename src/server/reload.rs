@@ -8,8 +8,8 @@ use std::task::{Context, Poll};
 
 use http::{Request, Response};
 use hyper::body::Incoming;
-use tower::{Service, ServiceExt};
 use tower::util::Oneshot;
+use tower::{Service, ServiceExt};
 
 use super::stack::ShimService;
 use crate::body::Body;

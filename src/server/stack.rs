@@ -19,17 +19,17 @@ use tower_http::trace::TraceLayer;
 use crate::app::App;
 use crate::body::{Body, BoxError};
 use crate::config::CorsConfig;
-use crate::{legacy, ops, webhooks};
 use crate::middleware::legacy_errors::LegacyErrorsLayer;
+use crate::middleware::metrics::MetricsLayer;
 use crate::middleware::panic_reply::PanicReply;
 use crate::middleware::request_id::MakeUlidRequestId;
 use crate::middleware::trace::{RequestSpan, ResponseLog};
+use crate::middleware::usage::UsageLayer;
+use crate::middleware::webhook_auth::WebhookAuthLayer;
+use crate::ops::OpsEndpoint;
 use crate::routing::{RouteTable, Router};
 use crate::upstream::passthrough;
-use crate::middleware::metrics::MetricsLayer;
-use crate::middleware::usage::UsageLayer;
-use crate::ops::OpsEndpoint;
-use crate::middleware::webhook_auth::WebhookAuthLayer;
+use crate::{legacy, ops, webhooks};
 
 /// The service hyper serves: infallible, answering `Response<impl Body>`.
 pub type ShimService = BoxCloneService<Request<Incoming>, Response<Body>, Infallible>;
@@ -111,7 +111,13 @@ where
         // Every response carries that id back, errors included.
         .layer(PropagateRequestIdLayer::x_request_id())
         // One span and one log line per request: id, target, route, status, latency.
-        .layer(TraceLayer::new_for_http().make_span_with(RequestSpan).on_request(()).on_response(ResponseLog).on_failure(()))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(RequestSpan)
+                .on_request(())
+                .on_response(ResponseLog)
+                .on_failure(()),
+        )
         // Counted and timed by surface, route and outcome, with the final status.
         .layer(MetricsLayer::new(Arc::clone(&app.metrics)))
         // From here down errors and bare failure statuses become {"error_type"}: the stack is infallible.
@@ -241,23 +247,28 @@ mod tests {
         let app = app(&refused_upstream(), |_| {});
         let service = build_for::<Full<Bytes>>(Arc::clone(&app));
         let (response, body) =
-            call(&service, request(Some("Sora_20161101.StartRecording"), r#"{"channel_id":"sora","expire_time":60}"#)).await;
+            call(&service, request(Some("Sora_20161101.StartRecording"), r#"{"channel_id":"sora","expire_time":60}"#))
+                .await;
         assert_eq!(response.status(), 200, "{body}");
         assert_ulid_request_id(&response);
         let reply: serde_json::Value = serde_json::from_str(&body).unwrap();
         let stored = app.store.active_order("sora", crate::app::now_secs()).await.unwrap().unwrap();
         assert_eq!(reply["recording_id"], stored.recording_id);
-        let (response, body) = call(&service, request(Some("Sora_20161101.GetStartedRecording"), r#"{"channel_id":"sora"}"#)).await;
+        let (response, body) =
+            call(&service, request(Some("Sora_20161101.GetStartedRecording"), r#"{"channel_id":"sora"}"#)).await;
         assert_eq!(response.status(), 200);
         assert_eq!(serde_json::from_str::<serde_json::Value>(&body).unwrap()["recording_id"], stored.recording_id);
     }
 
     #[tokio::test]
     async fn reject_mode_withdraws_the_order_and_answers_502() {
-        let app = app(&refused_upstream(), |config| config.legacy.on_upstream_failure = crate::config::OnUpstreamFailure::Reject);
+        let app = app(&refused_upstream(), |config| {
+            config.legacy.on_upstream_failure = crate::config::OnUpstreamFailure::Reject
+        });
         let service = build_for::<Full<Bytes>>(Arc::clone(&app));
         let (response, body) =
-            call(&service, request(Some("Sora_20161101.StartRecording"), r#"{"channel_id":"sora","expire_time":60}"#)).await;
+            call(&service, request(Some("Sora_20161101.StartRecording"), r#"{"channel_id":"sora","expire_time":60}"#))
+                .await;
         assert_eq!((response.status().as_u16(), body.as_str()), (502, r#"{"error_type":"UPSTREAM-UNAVAILABLE"}"#));
         assert!(app.store.active_orders(crate::app::now_secs()).await.unwrap().is_empty());
     }
@@ -278,7 +289,9 @@ mod tests {
     async fn oversized_bodies_are_413_by_length_or_while_streaming() {
         let app = app(&refused_upstream(), |config| config.limits.max_body_bytes = 64);
         let service = build_for::<Full<Bytes>>(Arc::clone(&app));
-        let big: &'static str = Box::leak(format!(r#"{{"channel_id":"sora","expire_time":60,"pad":"{}"}}"#, "x".repeat(100)).into_boxed_str());
+        let big: &'static str = Box::leak(
+            format!(r#"{{"channel_id":"sora","expire_time":60,"pad":"{}"}}"#, "x".repeat(100)).into_boxed_str(),
+        );
         let mut with_length = request(Some("Sora_20161101.StartRecording"), big);
         with_length.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(big.len()));
         let (response, body) = call(&service, with_length).await;

@@ -71,8 +71,9 @@ impl SqliteStore {
     /// for a lock held by another process.
     pub fn open(path: &Path, busy_timeout: Duration) -> Result<Self, StoreError> {
         if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .map_err(|error| StoreError::Unavailable(format!("{}: cannot create directory: {error}", parent.display())))?;
+            std::fs::create_dir_all(parent).map_err(|error| {
+                StoreError::Unavailable(format!("{}: cannot create directory: {error}", parent.display()))
+            })?;
         }
         let open = || -> Result<Connection, StoreError> {
             let connection = Connection::open(path).map_err(|error| unavailable(path, error))?;
@@ -159,8 +160,8 @@ impl SqliteStore {
             StoreError::Unavailable(format!("{}: busy for more than {:?}", self.path.display(), self.busy_timeout))
         })?;
         tokio::task::spawn_blocking(move || work(&mut guard))
-        .await
-        .map_err(|error| StoreError::Unavailable(format!("store task failed: {error}")))?
+            .await
+            .map_err(|error| StoreError::Unavailable(format!("store task failed: {error}")))?
     }
 }
 
@@ -243,7 +244,9 @@ impl Store for SqliteStore {
     async fn delete_order(&self, recording_id: &str) -> Result<(), StoreError> {
         let recording_id = recording_id.to_owned();
         self.with_connection(move |connection| {
-            connection.execute("DELETE FROM orders WHERE recording_id = ?1", params![recording_id]).map_err(sql_error)?;
+            connection
+                .execute("DELETE FROM orders WHERE recording_id = ?1", params![recording_id])
+                .map_err(sql_error)?;
             Ok(())
         })
         .await
@@ -299,9 +302,7 @@ impl Store for SqliteStore {
             let mut statement = connection
                 .prepare_cached(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE {ACTIVE} ORDER BY channel_id"))
                 .map_err(sql_error)?;
-            let rows = statement
-                .query_map(rusqlite::named_params! {":now": now}, order_from_row)
-                .map_err(sql_error)?;
+            let rows = statement.query_map(rusqlite::named_params! {":now": now}, order_from_row).map_err(sql_error)?;
             rows.collect::<Result<Vec<_>, _>>().map_err(sql_error)
         })
         .await
@@ -392,9 +393,13 @@ impl Store for SqliteStore {
     async fn finish_stopped_order(&self, recording_id: &str, now: i64) -> Result<(), StoreError> {
         let recording_id = recording_id.to_owned();
         self.with_connection(move |connection| {
-            let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql_error)?;
+            let transaction =
+                connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql_error)?;
             transaction
-                .execute("UPDATE legs SET ended_at = ?2 WHERE recording_id = ?1 AND ended_at IS NULL", params![recording_id, now])
+                .execute(
+                    "UPDATE legs SET ended_at = ?2 WHERE recording_id = ?1 AND ended_at IS NULL",
+                    params![recording_id, now],
+                )
                 .map_err(sql_error)?;
             transaction
                 .execute("DELETE FROM orders WHERE recording_id = ?1 AND stopped_at IS NOT NULL", params![recording_id])
@@ -430,10 +435,15 @@ impl Store for SqliteStore {
     async fn stats(&self, now: i64) -> Result<StoreStats, StoreError> {
         self.reading(move |connection| {
             let active_orders = connection
-                .query_row(&format!("SELECT count(*) FROM orders WHERE {ACTIVE}"), rusqlite::named_params! {":now": now}, |row| row.get(0))
+                .query_row(
+                    &format!("SELECT count(*) FROM orders WHERE {ACTIVE}"),
+                    rusqlite::named_params! {":now": now},
+                    |row| row.get(0),
+                )
                 .map_err(sql_error)?;
-            let open_legs =
-                connection.query_row("SELECT count(*) FROM legs WHERE ended_at IS NULL", [], |row| row.get(0)).map_err(sql_error)?;
+            let open_legs = connection
+                .query_row("SELECT count(*) FROM legs WHERE ended_at IS NULL", [], |row| row.get(0))
+                .map_err(sql_error)?;
             Ok(StoreStats { active_orders, open_legs })
         })
         .await
@@ -441,7 +451,8 @@ impl Store for SqliteStore {
 
     async fn check_writable(&self) -> Result<(), StoreError> {
         self.with_connection(|connection| {
-            let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql_error)?;
+            let transaction =
+                connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql_error)?;
             transaction.rollback().map_err(sql_error)
         })
         .await
@@ -501,7 +512,9 @@ mod tests {
         let first = order("sora", 1_000, 60);
         store.create_order(&first).await.unwrap();
         let second = order("sora", 1_010, 60);
-        assert!(matches!(store.create_order(&second).await, Err(StoreError::ChannelBusy(channel)) if channel == "sora"));
+        assert!(
+            matches!(store.create_order(&second).await, Err(StoreError::ChannelBusy(channel)) if channel == "sora")
+        );
         assert_eq!(store.active_order("sora", 1_010).await.unwrap(), Some(first));
     }
 
@@ -563,7 +576,8 @@ mod tests {
         assert!(store.stop_order("b", 1_005).await.unwrap().is_some());
         assert!(store.stop_order("b", 1_006).await.unwrap().is_none());
         assert!(store.active_orders(1_006).await.unwrap().is_empty());
-        let rows: i64 = Connection::open(&path).unwrap().query_row("SELECT count(*) FROM orders", [], |r| r.get(0)).unwrap();
+        let rows: i64 =
+            Connection::open(&path).unwrap().query_row("SELECT count(*) FROM orders", [], |r| r.get(0)).unwrap();
         assert_eq!(rows, 1, "only the order with an open leg is kept");
         store.create_order(&order("a", 1_007, 0)).await.unwrap();
     }
@@ -618,7 +632,8 @@ mod tests {
         // The stopped order's recording was stopped upstream: the order goes.
         store.finish_stopped_order(&stopped.recording_id, 1_004).await.unwrap();
         assert!(store.open_legs().await.unwrap().is_empty());
-        let rows: i64 = Connection::open(&path).unwrap().query_row("SELECT count(*) FROM orders", [], |r| r.get(0)).unwrap();
+        let rows: i64 =
+            Connection::open(&path).unwrap().query_row("SELECT count(*) FROM orders", [], |r| r.get(0)).unwrap();
         assert_eq!(rows, 1);
     }
 
@@ -633,7 +648,9 @@ mod tests {
         store.record_leg(&leg(&stopped_with_leg, "S")).await.unwrap();
         store.stop_order("stopped", 1_001).await.unwrap();
         assert_eq!(store.sweep(1_050).await.unwrap(), 1);
-        let count = || -> i64 { Connection::open(&path).unwrap().query_row("SELECT count(*) FROM orders", [], |r| r.get(0)).unwrap() };
+        let count = || -> i64 {
+            Connection::open(&path).unwrap().query_row("SELECT count(*) FROM orders", [], |r| r.get(0)).unwrap()
+        };
         assert_eq!(count(), 3, "expired order deleted; live, forever and the stopped one with an open leg kept");
         store.end_session_legs("S", 1_060).await.unwrap();
         assert_eq!(store.sweep(1_060).await.unwrap(), 1);
@@ -646,7 +663,9 @@ mod tests {
         let gone = order("gone", 1_000, 0);
         store.create_order(&gone).await.unwrap();
         store.stop_order("gone", 1_001).await.unwrap();
-        assert!(matches!(store.record_leg(&leg(&gone, "S")).await, Err(StoreError::OrderGone(id)) if id == gone.recording_id));
+        assert!(
+            matches!(store.record_leg(&leg(&gone, "S")).await, Err(StoreError::OrderGone(id)) if id == gone.recording_id)
+        );
     }
 
     #[tokio::test]
@@ -662,7 +681,12 @@ mod tests {
         let mapping = store.session_mapping("S1").await.unwrap().unwrap();
         assert_eq!(
             mapping,
-            SessionMapping { session_id: "S1".into(), recording_id: text.recording_id.clone(), channel_id: "mapped".into(), metadata: Some(json!("r1")) }
+            SessionMapping {
+                session_id: "S1".into(),
+                recording_id: text.recording_id.clone(),
+                channel_id: "mapped".into(),
+                metadata: Some(json!("r1"))
+            }
         );
         assert_eq!(store.session_mapping("S2").await.unwrap(), None);
         store.sweep(1_001 + MAPPING_RETENTION_SECS + 1).await.unwrap();

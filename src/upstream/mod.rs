@@ -51,7 +51,11 @@ impl UpstreamReply {
     /// The body as JSON; an unparsable body is an [`ShimError::UpstreamError`].
     pub fn json(&self) -> Result<Value, ShimError> {
         serde_json::from_slice(&self.body).map_err(|error| {
-            ShimError::UpstreamError(format!("status {} with a non-JSON body ({error}): {}", self.status, self.excerpt()))
+            ShimError::UpstreamError(format!(
+                "status {} with a non-JSON body ({error}): {}",
+                self.status,
+                self.excerpt()
+            ))
         })
     }
 
@@ -122,7 +126,11 @@ impl Upstream {
     }
 
     /// Runs one upstream exchange, recording its latency and any failure under `call`.
-    async fn timed<T>(&self, call: &'static str, exchange: impl Future<Output = Result<T, ShimError>>) -> Result<T, ShimError> {
+    async fn timed<T>(
+        &self,
+        call: &'static str,
+        exchange: impl Future<Output = Result<T, ShimError>>,
+    ) -> Result<T, ShimError> {
         let started = Instant::now();
         let result = exchange.await;
         self.metrics.upstream_duration.get_or_create(&[("call", call)]).observe(started.elapsed().as_secs_f64());
@@ -154,7 +162,8 @@ impl Upstream {
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(
             TARGET_HEADER,
-            HeaderValue::from_str(target).map_err(|_| ShimError::Internal(format!("bad upstream target {target:?}")))?,
+            HeaderValue::from_str(target)
+                .map_err(|_| ShimError::Internal(format!("bad upstream target {target:?}")))?,
         );
         let exchange = async {
             let response = self.send_unmetered(request).await?;
@@ -229,7 +238,8 @@ mod tests {
 
     #[test]
     fn reply_helpers() {
-        let reply = UpstreamReply { status: StatusCode::BAD_REQUEST, body: Bytes::from_static(b"{\"error_type\":\"X\"}") };
+        let reply =
+            UpstreamReply { status: StatusCode::BAD_REQUEST, body: Bytes::from_static(b"{\"error_type\":\"X\"}") };
         assert_eq!(reply.error_type().as_deref(), Some("X"));
         let garbage = UpstreamReply { status: StatusCode::OK, body: Bytes::from_static(b"<html>") };
         assert!(matches!(garbage.json(), Err(ShimError::UpstreamError(_))));

@@ -80,7 +80,10 @@ where
         return Ok(response);
     };
     let deadline = Duration::from_millis(app.config.event_webhook.forward_timeout_ms);
-    let reply = app.forwarder.post(target, &parts.headers, outgoing, deadline, app.config.event_webhook.forward_auth.as_ref()).await?;
+    let reply = app
+        .forwarder
+        .post(target, &parts.headers, outgoing, deadline, app.config.event_webhook.forward_auth.as_ref())
+        .await?;
     let mut response = Response::new(full(reply.body));
     *response.status_mut() = reply.status;
     *response.headers_mut() = reply.headers;
@@ -106,7 +109,8 @@ async fn legacy_shape(app: &App, bytes: &Bytes) -> Result<(Bytes, EventOutcome),
         return Ok((bytes.clone(), EventOutcome::Unmapped));
     };
     rewrite(&mut event, &mapping, keys);
-    let rewritten = serde_json::to_vec(&Value::Object(event)).map_err(|error| ShimError::Internal(error.to_string()))?;
+    let rewritten =
+        serde_json::to_vec(&Value::Object(event)).map_err(|error| ShimError::Internal(error.to_string()))?;
     Ok((Bytes::from(rewritten), EventOutcome::Translated))
 }
 

@@ -74,14 +74,16 @@ impl Forwarder {
             let body = Limited::new(body, self.max_reply_bytes)
                 .collect()
                 .await
-                .map_err(|error| ShimError::UpstreamError(format!("webhook forward to {target}: reading the reply: {error}")))?
+                .map_err(|error| {
+                    ShimError::UpstreamError(format!("webhook forward to {target}: reading the reply: {error}"))
+                })?
                 .to_bytes();
             let mut headers = parts.headers;
             strip_hop_by_hop(&mut headers);
             Ok(Forwarded { status: parts.status, headers, body })
         };
-        tokio::time::timeout(deadline, exchange)
-            .await
-            .unwrap_or_else(|_| Err(ShimError::UpstreamTimeout(format!("webhook forward to {target} took longer than {deadline:?}"))))
+        tokio::time::timeout(deadline, exchange).await.unwrap_or_else(|_| {
+            Err(ShimError::UpstreamTimeout(format!("webhook forward to {target} took longer than {deadline:?}")))
+        })
     }
 }

@@ -20,9 +20,9 @@ use crate::config::OnForwardError;
 use crate::error::{ShimError, legacy_error_response};
 use crate::legacy::parse::read_body;
 use crate::legacy::session_request::recording_options;
+use crate::legacy::stop::stop_upstream;
 use crate::mappings::SessionWebhookKeys;
 use crate::routing::ReplyOrigin;
-use crate::legacy::stop::stop_upstream;
 use crate::store::{Leg, Order, SessionMapping, StoreError};
 
 /// Answers one session webhook call.
@@ -144,14 +144,27 @@ async fn apply_event(app: &Arc<App>, event: &Map<String, Value>, base: &mut Base
             channel_id: channel_id.clone(),
             metadata: order.metadata.clone(),
         };
-        app.pending_mappings.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(session_id.clone(), mapping);
-        let leg = Leg { recording_id: order.recording_id, session_id, upstream_recording_id: None, started_at: now, ended_at: None };
+        app.pending_mappings
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(session_id.clone(), mapping);
+        let leg = Leg {
+            recording_id: order.recording_id,
+            session_id,
+            upstream_recording_id: None,
+            started_at: now,
+            ended_at: None,
+        };
         let channel_id = channel_id.clone();
         // Written after the answer: Sora is waiting for it before the session starts.
         let app_for_leg = Arc::clone(app);
         tokio::spawn(async move {
             let written = store.record_leg(&leg).await;
-            app_for_leg.pending_mappings.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&leg.session_id);
+            app_for_leg
+                .pending_mappings
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .remove(&leg.session_id);
             match written {
                 Ok(()) => {}
                 Err(StoreError::OrderGone(_)) => {
@@ -171,7 +184,9 @@ async fn apply_event(app: &Arc<App>, event: &Map<String, Value>, base: &mut Base
         let store = Arc::clone(&app.store);
         tokio::spawn(async move {
             match store.end_session_legs(&session_id, now).await {
-                Ok(ended) if !ended.is_empty() => tracing::info!(%session_id, legs = ended.len(), "session destroyed: legs ended"),
+                Ok(ended) if !ended.is_empty() => {
+                    tracing::info!(%session_id, legs = ended.len(), "session destroyed: legs ended")
+                }
                 Ok(_) => {}
                 Err(error) => tracing::warn!(%error, %session_id, "could not end the session's legs"),
             }
@@ -182,7 +197,13 @@ async fn apply_event(app: &Arc<App>, event: &Map<String, Value>, base: &mut Base
 
 /// Adds `recording: true` and the order's options to `reply` unless it already decides
 /// `recording`; returns whether it added them.
-pub fn merge_recording(reply: &mut Map<String, Value>, order: &Order, now: i64, keys: &SessionWebhookKeys, format: &str) -> bool {
+pub fn merge_recording(
+    reply: &mut Map<String, Value>,
+    order: &Order,
+    now: i64,
+    keys: &SessionWebhookKeys,
+    format: &str,
+) -> bool {
     if reply.contains_key(&keys.reply_recording) {
         return false;
     }

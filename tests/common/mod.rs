@@ -126,7 +126,14 @@ pub struct ShimOptions {
 
 impl ShimOptions {
     pub fn new(upstream: &str) -> Self {
-        Self { listen: None, mappings: None, upstream: Some(upstream.to_owned()), store: temp_dir("store").join("orders.db"), env: Vec::new(), args: Vec::new() }
+        Self {
+            listen: None,
+            mappings: None,
+            upstream: Some(upstream.to_owned()),
+            store: temp_dir("store").join("orders.db"),
+            env: Vec::new(),
+            args: Vec::new(),
+        }
     }
 
     pub fn env(mut self, key: &str, value: &str) -> Self {
@@ -300,14 +307,16 @@ pub fn raw_exchange(addr: &str, bytes: &[u8], close_write: bool, deadline: Durat
 /// Is this a ULID as Sora prints ids: 26 Crockford base32 characters?
 pub fn is_ulid(value: &Value) -> bool {
     value.as_str().is_some_and(|text| {
-        text.len() == 26 && text.bytes().all(|b| b.is_ascii_digit() || (b.is_ascii_uppercase() && !b"ILOU".contains(&b)))
+        text.len() == 26
+            && text.bytes().all(|b| b.is_ascii_digit() || (b.is_ascii_uppercase() && !b"ILOU".contains(&b)))
     })
 }
 
 /// Rows in the shim's order table, read straight from the SQLite file.
 pub fn stored_orders(store: &Path) -> Vec<(String, String, Option<i64>)> {
     let connection = rusqlite::Connection::open(store).unwrap();
-    let mut statement = connection.prepare("SELECT recording_id, channel_id, stopped_at FROM orders ORDER BY recording_id").unwrap();
+    let mut statement =
+        connection.prepare("SELECT recording_id, channel_id, stopped_at FROM orders ORDER BY recording_id").unwrap();
     statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?))).unwrap().map(Result::unwrap).collect()
 }
 
