@@ -68,6 +68,10 @@ enum Command {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A health check only asks a URL: it must not fail on the configuration of this host.
+    if let Some(Command::Healthcheck { url }) = &cli.command {
+        return block_on(healthcheck(url.clone()));
+    }
     let config = match load_config(&cli) {
         Ok(config) => config,
         Err(message) => {
@@ -327,10 +331,21 @@ async fn reload_on_sighup(
                 continue;
             }
         };
-        if config.listen != current.config.listen || config.store != current.config.store {
-            tracing::warn!("reload: `listen` and `store` changes need a restart; keeping the running ones");
+        let fixed = config.listen != current.config.listen
+            || config.store != current.config.store
+            || config.log != current.config.log
+            || config.limits.header_read_timeout_ms != current.config.limits.header_read_timeout_ms
+            || config.limits.shutdown_grace_ms != current.config.limits.shutdown_grace_ms;
+        if fixed {
+            tracing::warn!(
+                "reload: changes to `listen`, `store`, `log` and `limits.header_read_timeout_ms` / \
+                 `limits.shutdown_grace_ms` need a restart; keeping the running ones"
+            );
             config.listen = current.config.listen;
             config.store = current.config.store.clone();
+            config.log = current.config.log.clone();
+            config.limits.header_read_timeout_ms = current.config.limits.header_read_timeout_ms;
+            config.limits.shutdown_grace_ms = current.config.limits.shutdown_grace_ms;
         }
         let source = mappings.source.clone();
         match assemble(

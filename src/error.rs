@@ -27,6 +27,8 @@ pub enum ErrorKind {
     InvalidSplitOnly,
     RequestTooLarge,
     Unauthorized,
+    NotFound,
+    MethodNotAllowed,
     Overloaded,
     StoreUnavailable,
     UpstreamUnavailable,
@@ -49,6 +51,8 @@ impl ErrorKind {
             | ErrorKind::InvalidSplitOnly => StatusCode::BAD_REQUEST,
             ErrorKind::RequestTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorKind::Overloaded | ErrorKind::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::UpstreamUnavailable | ErrorKind::UpstreamError => StatusCode::BAD_GATEWAY,
             ErrorKind::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
@@ -69,6 +73,8 @@ impl ErrorKind {
             ErrorKind::InvalidSplitOnly => "invalid_split_only",
             ErrorKind::RequestTooLarge => "request_too_large",
             ErrorKind::Unauthorized => "unauthorized",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::MethodNotAllowed => "method_not_allowed",
             ErrorKind::Overloaded => "overloaded",
             ErrorKind::StoreUnavailable => "store_unavailable",
             ErrorKind::UpstreamUnavailable => "upstream_unavailable",
@@ -112,6 +118,10 @@ pub enum ShimError {
     RequestTooLarge { limit: Option<usize> },
     #[error("webhook credentials missing or wrong")]
     Unauthorized,
+    #[error("no such endpoint of the shim: {0}")]
+    NotFound(String),
+    #[error("method not allowed on the shim's endpoint {0}")]
+    MethodNotAllowed(String),
     #[error("too many requests in flight")]
     Overloaded,
     #[error("store unavailable: {0}")]
@@ -139,6 +149,8 @@ impl ShimError {
             ShimError::InvalidSplitOnly(_) => ErrorKind::InvalidSplitOnly,
             ShimError::RequestTooLarge { .. } => ErrorKind::RequestTooLarge,
             ShimError::Unauthorized => ErrorKind::Unauthorized,
+            ShimError::NotFound(_) => ErrorKind::NotFound,
+            ShimError::MethodNotAllowed(_) => ErrorKind::MethodNotAllowed,
             ShimError::Overloaded => ErrorKind::Overloaded,
             ShimError::StoreUnavailable(_) => ErrorKind::StoreUnavailable,
             ShimError::UpstreamUnavailable(_) => ErrorKind::UpstreamUnavailable,
@@ -208,6 +220,8 @@ mod tests {
             (ShimError::InvalidSplitOnly("x".into()), 400, "INVALID-SPLIT-ONLY"),
             (ShimError::RequestTooLarge { limit: Some(10) }, 413, "REQUEST-TOO-LARGE"),
             (ShimError::Unauthorized, 401, "UNAUTHORIZED"),
+            (ShimError::NotFound("/shim/x".into()), 404, "NOT-FOUND"),
+            (ShimError::MethodNotAllowed("/health".into()), 405, "METHOD-NOT-ALLOWED"),
             (ShimError::Overloaded, 503, "OVERLOADED"),
             (ShimError::StoreUnavailable("x".into()), 503, "STORE-UNAVAILABLE"),
             (ShimError::UpstreamUnavailable("x".into()), 502, "UPSTREAM-UNAVAILABLE"),

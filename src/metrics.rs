@@ -40,6 +40,8 @@ pub struct Metrics {
     pub reconciler_actions: Family<Labels<1>, Counter>,
     /// Event webhooks by outcome (translated, unmapped, other).
     pub events: Family<Labels<1>, Counter>,
+    /// Forwards to the operator's own hooks that failed (unreachable, slow or non-2xx), by hook.
+    pub webhook_forward_errors: Family<Labels<1>, Counter>,
     /// Active orders, refreshed at each scrape.
     pub active_orders: Gauge,
     /// Open legs (sessions recording for an order), refreshed at each scrape.
@@ -77,6 +79,12 @@ impl Default for Metrics {
         registry.register("reconciler_actions", "Reconciler actions by kind", reconciler_actions.clone());
         let events = Family::default();
         registry.register("event_webhooks", "Event webhooks by outcome", events.clone());
+        let webhook_forward_errors = Family::default();
+        registry.register(
+            "webhook_forward_errors",
+            "Failed forwards to the operator's own webhooks",
+            webhook_forward_errors.clone(),
+        );
         let active_orders = Gauge::default();
         registry.register("active_orders", "Active legacy recording orders", active_orders.clone());
         let open_legs = Gauge::default();
@@ -91,6 +99,7 @@ impl Default for Metrics {
             webhook_merges,
             reconciler_actions,
             events,
+            webhook_forward_errors,
             active_orders,
             open_legs,
         }
@@ -104,6 +113,12 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = encode(&mut text, &self.registry);
         text
+    }
+
+    /// Counts a failed upstream call: `kind` is unavailable, timeout or error (a 5xx, or an
+    /// answer the mappings cannot place).
+    pub fn upstream_error(&self, call: &'static str, kind: &'static str) {
+        self.upstream_errors.get_or_create(&[("call", call), ("kind", kind)]).inc();
     }
 
     /// Counts a reconciler action `count` times.

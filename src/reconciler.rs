@@ -40,7 +40,13 @@ pub async fn run(live: Arc<std::sync::RwLock<Arc<App>>>) {
     loop {
         let app = current();
         match pass(&app).await {
-            Ok(pass) if pass != Pass::default() => tracing::info!(?pass, "reconciler pass"),
+            Ok(pass) if pass != Pass::default() => tracing::info!(
+                started = pass.started,
+                stopped = pass.stopped,
+                legs_ended = pass.legs_ended,
+                swept = pass.swept,
+                "reconciler pass"
+            ),
             Ok(_) => tracing::trace!("reconciler pass: nothing to do"),
             Err(error) => tracing::warn!(%error, "reconciler pass skipped"),
         }
@@ -78,15 +84,17 @@ pub async fn pass(app: &App) -> Result<Pass, ShimError> {
         })
         .collect();
 
-    // Start: active orders whose channel has a session that does not record.
-    let orders = app.store.active_orders(now).await?;
-    let by_channel: HashMap<&str, _> = orders.iter().map(|order| (order.channel_id.as_str(), order)).collect();
+    // Start: sessions that do not record and whose channel has an active order (looked up per
+    // such session, so a pass costs what the sessions cost, however many orders wait).
     for (session_id, session) in &sessions {
         if session.recording {
             continue;
         }
-        let Some(order) = by_channel.get(session.channel_id.as_str()) else { continue };
-        match start_upstream(app, order, now, &no_headers).await {
+        let Some(order) = app.store.active_order(&session.channel_id, now).await? else { continue };
+        if app.store.is_vetoed(session_id).await? {
+            continue;
+        }
+        match start_upstream(app, &order, now, &no_headers).await {
             Ok(()) => {
                 tracing::info!(channel_id = %session.channel_id, %session_id, recording_id = %order.recording_id,
                     "reconciler started a missed recording");

@@ -56,11 +56,15 @@ pub enum Endpoint {
     Health,
     Ready,
     Metrics,
+    /// One of the shim's own paths with a method it does not serve.
+    MethodNotAllowed,
+    /// Under the shim's own prefixes, but no such endpoint.
+    NotFound,
     Passthrough,
 }
 
 impl Endpoint {
-    const COUNT: usize = 8;
+    const COUNT: usize = 10;
 
     fn index(self) -> usize {
         self as usize
@@ -89,14 +93,8 @@ impl RouteTable {
 
     pub fn route<B>(&self, request: &Request<B>) -> Route {
         let path = request.uri().path();
-        match (request.method(), path) {
-            (&Method::POST, SESSION_HOOK_PATH) => return Route::Own(Endpoint::SessionHook),
-            (&Method::POST, EVENT_HOOK_PATH) => return Route::Own(Endpoint::EventHook),
-            (&Method::GET, USAGE_PATH) => return Route::Own(Endpoint::Usage),
-            (&Method::GET, "/health") => return Route::Own(Endpoint::Health),
-            (&Method::GET, "/ready") => return Route::Own(Endpoint::Ready),
-            (&Method::GET, "/metrics") => return Route::Own(Endpoint::Metrics),
-            _ => {}
+        if let Some(own) = own_route(request.method(), path) {
+            return own;
         }
         if request.method() != Method::POST || !self.api_paths.iter().any(|api| api == path) {
             return Route::Passthrough;
@@ -108,6 +106,23 @@ impl RouteTable {
             .and_then(|target| self.legacy.lookup(target.trim()))
             .map_or(Route::Passthrough, Route::Translate)
     }
+}
+
+/// The shim's own paths: `/health`, `/ready`, `/metrics` and everything under `/hooks/` and
+/// `/shim/`. They never reach the upstream: a wrong method is 405, an unknown path 404.
+fn own_route(method: &Method, path: &str) -> Option<Route> {
+    let (endpoint, wanted) = match path {
+        SESSION_HOOK_PATH => (Endpoint::SessionHook, Method::POST),
+        EVENT_HOOK_PATH => (Endpoint::EventHook, Method::POST),
+        USAGE_PATH => (Endpoint::Usage, Method::GET),
+        "/health" => (Endpoint::Health, Method::GET),
+        "/ready" => (Endpoint::Ready, Method::GET),
+        "/metrics" => (Endpoint::Metrics, Method::GET),
+        _ if path.starts_with("/hooks/") || path.starts_with("/shim/") => return Some(Route::Own(Endpoint::NotFound)),
+        _ => return None,
+    };
+    let allowed = *method == wanted || (wanted == Method::GET && *method == Method::HEAD);
+    Some(Route::Own(if allowed { endpoint } else { Endpoint::MethodNotAllowed }))
 }
 
 /// One endpoint's service.
@@ -128,7 +143,7 @@ impl<B> Clone for Router<B> {
 
 impl<B> Router<B> {
     /// `branches` in [`Endpoint`] order: translated, session hook, event hook, usage, health,
-    /// ready, metrics, passthrough.
+    /// ready, metrics, method not allowed, not found, passthrough.
     pub fn new(table: RouteTable, branches: [Branch<B>; Endpoint::COUNT]) -> Self {
         Self { table, branches }
     }
@@ -198,7 +213,12 @@ mod tests {
         assert_eq!(table.route(&request(Method::GET, "/health", None)), Route::Own(Endpoint::Health));
         assert_eq!(table.route(&request(Method::GET, "/ready", None)), Route::Own(Endpoint::Ready));
         assert_eq!(table.route(&request(Method::GET, "/metrics", None)), Route::Own(Endpoint::Metrics));
-        assert_eq!(table.route(&request(Method::GET, "/hooks/session", None)), Route::Passthrough);
+        assert_eq!(table.route(&request(Method::HEAD, "/metrics", None)), Route::Own(Endpoint::Metrics));
+        assert_eq!(table.route(&request(Method::GET, "/hooks/session", None)), Route::Own(Endpoint::MethodNotAllowed));
+        assert_eq!(table.route(&request(Method::POST, "/health", None)), Route::Own(Endpoint::MethodNotAllowed));
+        assert_eq!(table.route(&request(Method::GET, "/shim/usage/x", None)), Route::Own(Endpoint::NotFound));
+        assert_eq!(table.route(&request(Method::PUT, "/hooks/other", None)), Route::Own(Endpoint::NotFound));
+        assert_eq!(table.route(&request(Method::GET, "/healthz", None)), Route::Passthrough);
     }
 
     #[test]

@@ -153,10 +153,15 @@ async fn webhook_basic_auth() {
     let authorization = forwarded[0].headers.get("authorization").unwrap().to_str().unwrap();
     assert_eq!(authorization, basic("backend", "backend-pass-7"), "the receiver gets its own credentials, not Sora's");
 
-    // The emulator sends no credentials: its session webhook is refused, so nothing records.
+    // The emulator without credentials: its session webhook is refused, so nothing records ...
     api(&shim.url, START, json!({"channel_id": "auth", "expire_time": 0})).await;
     connect(&sim, "auth").await;
     assert!(sim_session(&sim, "auth").await.unwrap().get("recording").is_none());
+    // ... and with them, the webhook is answered and the session records.
+    post_json(&format!("{}/sim/webhooks", sim.url), json!({"basic_auth": "sora:hook-pass-9"})).await;
+    api(&shim.url, START, json!({"channel_id": "auth2", "expire_time": 0})).await;
+    connect(&sim, "auth2").await;
+    assert!(sim_session(&sim, "auth2").await.unwrap()["recording"].is_object());
     let log = shim.log_text();
     for secret in ["hook-pass-9", "backend-pass-7", &good[6..], &basic("backend", "backend-pass-7")[6..]] {
         assert!(!log.contains(secret), "a credential leaked into the log");
@@ -183,6 +188,13 @@ async fn a_dead_receiver_fails_the_webhook_and_loses_nothing() {
     assert_eq!(still["recording_id"], started["recording_id"]);
     assert_eq!(stored_orders(&options.store).len(), 1);
     assert!(sim_session(&sim, "keep").await.unwrap()["recording"].is_object());
+
+    let metrics = send(
+        http::Request::builder().uri(format!("{}/metrics", shim.url)).body(http_body_util::Full::new(bytes::Bytes::new())).unwrap(),
+    )
+    .await
+    .text();
+    assert!(metrics.contains("sora_shim_webhook_forward_errors_total{hook=\"event\"} 1"), "{metrics}");
 
     // Once a receiver answers, the same event is translated with the legacy id.
     let receiver = Receiver::start(200, "{}").await;

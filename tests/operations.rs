@@ -56,6 +56,11 @@ async fn metrics_show_exact_counts_after_a_known_sequence() {
             assert_eq!(found, Some(value), "{series}:\n{text}");
         }
     }
+    // An upstream answering 5xx is counted as a failed call.
+    post_json(&format!("{}/sim/faults", sim.url), json!({"target": "Sora_20231220.ListSessions", "status": 500, "body": "{}"})).await;
+    api(&shim.url, "Sora_20161101.ListArchiving", json!({})).await.assert_legacy_error(502, "UPSTREAM-ERROR");
+    let text = metrics_text(&shim).await;
+    assert_eq!(sample(&text, r#"sora_shim_upstream_errors_total{call="list_sessions",kind="error"}"#), Some(1.0), "{text}");
     // No unbounded labels: channel ids and client addresses never appear.
     assert!(!text.contains("\"m\"") && !text.contains("127.0.0.1"), "{text}");
 }
@@ -110,6 +115,34 @@ impl Drop for ChildGuard {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+#[tokio::test]
+async fn the_shims_own_paths_never_reach_the_upstream() {
+    let sim = start_sim(&[]);
+    let shim = start_shim(&ShimOptions::new(&sim.url));
+    for (method, path, status, name) in [
+        ("POST", "/health", 405, "METHOD-NOT-ALLOWED"),
+        ("PUT", "/metrics", 405, "METHOD-NOT-ALLOWED"),
+        ("GET", "/hooks/session", 405, "METHOD-NOT-ALLOWED"),
+        ("GET", "/shim/usage/x", 404, "NOT-FOUND"),
+        ("POST", "/hooks/unknown", 404, "NOT-FOUND"),
+    ] {
+        let request =
+            http::Request::builder().method(method).uri(format!("{}{path}", shim.url)).body(http_body_util::Full::new(bytes::Bytes::new()));
+        send(request.unwrap()).await.assert_legacy_error(status, name);
+    }
+    let all = get_json(&format!("{}/sim/requests", sim.url)).await;
+    let paths: Vec<&str> = all.as_array().unwrap().iter().map(|entry| entry["path"].as_str().unwrap()).collect();
+    assert!(paths.iter().all(|path| *path == "/"), "only the reconciler's own calls reached the upstream: {paths:?}");
+    // A health check asks its URL only: a broken configuration on the probing side does not matter.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_sora-legacy-shim"))
+        .args(["healthcheck", "--url", &format!("{}/health", shim.url)])
+        .env("SORA_SHIM__LEGACY__STRICT", "maybe")
+        .current_dir(temp_dir("no-mappings"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
 }
 
 #[tokio::test]

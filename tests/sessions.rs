@@ -340,13 +340,22 @@ async fn forwarded_session_webhook_reply_is_the_base() {
 }
 
 #[tokio::test]
-async fn an_operator_reply_that_sets_recording_wins() {
+async fn an_operator_reply_that_sets_recording_wins_also_over_the_reconciler() {
     let receiver = Receiver::start(200, r#"{"recording":false}"#).await;
     let hook = format!("{}/hook", receiver.url);
-    let (sim, shim, _) = start_pair(|o| webhook_only(o).env("SORA_SHIM__SESSION_WEBHOOK__FORWARD_URL", &hook)).await;
+    let (sim, shim, _) = start_pair(|o| fast_reconciler(o).env("SORA_SHIM__SESSION_WEBHOOK__FORWARD_URL", &hook)).await;
     api(&shim.url, START, json!({"channel_id": "veto", "expire_time": 0})).await;
     connect(&sim, "veto").await;
     assert!(sim_session(&sim, "veto").await.unwrap().get("recording").is_none());
+    // Several reconciler passes later the operator's decision still stands.
+    let starts_before = journal(&sim, "Sora_20231220.StartRecording").await.len();
+    let passes_before = journal(&sim, "Sora_20231220.ListSessions").await.len();
+    wait_for("three reconciler passes", Duration::from_secs(10), || async {
+        (journal(&sim, "Sora_20231220.ListSessions").await.len() >= passes_before + 3).then_some(())
+    })
+    .await;
+    assert!(sim_session(&sim, "veto").await.unwrap().get("recording").is_none());
+    assert_eq!(journal(&sim, "Sora_20231220.StartRecording").await.len(), starts_before, "no start was tried");
 }
 
 #[tokio::test]

@@ -35,6 +35,9 @@ struct Args {
     /// Also serve the legacy recording API (Sora_20161101.*) with legacy Sora's semantics, as an oracle.
     #[arg(long)]
     legacy: bool,
+    /// Send these HTTP Basic credentials (USER:PASSWORD) with every webhook, as Sora can.
+    #[arg(long, value_name = "USER:PASSWORD")]
+    webhook_basic_auth: Option<String>,
     /// Log filter (e.g. `info`, `debug`, `sora_legacy_shim=trace`); defaults to the RUST_LOG variable, else info.
     #[arg(long, value_name = "FILTER")]
     log_level: Option<String>,
@@ -93,6 +96,7 @@ async fn main() -> ExitCode {
         session_linger: args.session_linger,
         no_session_error: args.no_session_error,
         legacy: args.legacy,
+        webhook_basic_auth: args.webhook_basic_auth,
     };
     sim::run(listener, options, shutdown_signal()).await;
     ExitCode::SUCCESS

@@ -129,11 +129,14 @@ pub async fn start_upstream(app: &App, order: &Order, now: i64, caller_headers: 
         }
         Some(UpstreamErrorClass::AlreadyRecording) => Ok(()),
         Some(UpstreamErrorClass::ClusterMinority) => Err(ShimError::NotClusterMajority),
-        Some(UpstreamErrorClass::NotRecording) | None => Err(ShimError::UpstreamError(format!(
+        Some(UpstreamErrorClass::NotRecording) | None => {
+            app.metrics.upstream_error("start_recording", "error");
+            Err(ShimError::UpstreamError(format!(
             "{} answered {} {}",
             upstream.targets.start_recording,
             reply.status,
             reply.excerpt()
-        ))),
+        )))
+        }
     }
 }

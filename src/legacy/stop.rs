@@ -45,6 +45,11 @@ pub async fn stop_upstream(app: &App, channel_id: &str, caller_headers: &HeaderM
     match reply.error_type().and_then(|name| upstream.classify(&name)) {
         Some(UpstreamErrorClass::NoSession | UpstreamErrorClass::NotRecording) => Ok(()),
         Some(UpstreamErrorClass::ClusterMinority) => Err(ShimError::NotClusterMajority),
-        _ => Err(ShimError::UpstreamError(format!("{target} answered {} {}", reply.status, reply.excerpt()))),
+        _ => {
+            if reply.status.is_client_error() {
+                app.metrics.upstream_error("stop_recording", "error");
+            }
+            Err(ShimError::UpstreamError(format!("{target} answered {} {}", reply.status, reply.excerpt())))
+        }
     }
 }

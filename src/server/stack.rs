@@ -19,6 +19,8 @@ use tower_http::trace::TraceLayer;
 use crate::app::App;
 use crate::body::{Body, BoxError};
 use crate::config::CorsConfig;
+use crate::error::{ShimError, legacy_error_response};
+use crate::mappings::ErrorNames;
 use crate::middleware::legacy_errors::LegacyErrorsLayer;
 use crate::middleware::metrics::MetricsLayer;
 use crate::middleware::panic_reply::PanicReply;
@@ -100,6 +102,8 @@ where
             ops(OpsEndpoint::Health),
             ops(OpsEndpoint::Ready),
             ops(OpsEndpoint::Metrics),
+            refuse(&names, ShimError::MethodNotAllowed),
+            refuse(&names, ShimError::NotFound),
             passthrough,
         ],
     );
@@ -149,6 +153,18 @@ where
         let answer = handler(request);
         async move { Ok::<_, Infallible>(answer.await) }
     }))
+}
+
+/// Answers every request with the error `make` builds from its path.
+fn refuse<B: 'static>(
+    names: &Arc<ErrorNames>,
+    make: fn(String) -> ShimError,
+) -> BoxCloneService<Request<B>, Response<Body>, Infallible> {
+    let names = Arc::clone(names);
+    leaf(move |request: Request<B>| {
+        let response = legacy_error_response(&make(request.uri().path().to_owned()), &names);
+        std::future::ready(response)
+    })
 }
 
 /// CORS as legacy Sora answered it, when `cors.allowed_origins` is set.

@@ -133,11 +133,11 @@ fn optional_id(value: Option<&Value>, error_type: &'static str) -> Result<Option
 /// The webhook URLs in force.
 fn webhooks_json(emulator: &Emulator) -> Value {
     let urls = emulator.webhooks.urls();
-    json!({ "session_webhook_url": urls.session, "event_webhook_url": urls.event })
+    json!({ "session_webhook_url": urls.session, "event_webhook_url": urls.event, "basic_auth": urls.basic_auth.is_some() })
 }
 
-/// `POST /sim/webhooks {"session_webhook_url"?: URL|null, "event_webhook_url"?: URL|null}`:
-/// replaces the given URLs (null removes one), leaves absent ones as they are.
+/// `POST /sim/webhooks {"session_webhook_url"?: URL|null, "event_webhook_url"?: URL|null,
+/// "basic_auth"?: "user:password"|null}`: replaces what is given (null removes it), leaves the rest.
 fn set_webhooks(emulator: &Emulator, fields: &Map<String, Value>) -> Result<Value, &'static str> {
     let mut urls = emulator.webhooks.urls();
     for (key, slot) in [("session_webhook_url", &mut urls.session), ("event_webhook_url", &mut urls.event)] {
@@ -149,6 +149,12 @@ fn set_webhooks(emulator: &Emulator, fields: &Map<String, Value>) -> Result<Valu
             }
             Some(_) => return Err("INVALID-WEBHOOK-URL"),
         }
+    }
+    match fields.get("basic_auth") {
+        None => {}
+        Some(Value::Null) => urls.basic_auth = None,
+        Some(Value::String(pair)) if pair.contains(':') => urls.basic_auth = Some(pair.clone()),
+        Some(_) => return Err("INVALID-BASIC-AUTH"),
     }
     emulator.webhooks.set_urls(urls);
     Ok(webhooks_json(emulator))

@@ -34,7 +34,7 @@ use tokio::net::TcpListener;
 use crate::body::Body;
 use crate::server::{self, ServeOptions};
 use emulator::Emulator;
-use webhooks::Webhooks;
+use webhooks::{WebhookUrls, Webhooks};
 
 /// How often due expiries and lingers are applied even when no request arrives.
 const TICK_INTERVAL: Duration = Duration::from_millis(100);
@@ -55,6 +55,8 @@ pub struct SimOptions {
     pub no_session_error: String,
     /// Also serve the legacy recording API (`Sora_20161101.*`) as legacy Sora did.
     pub legacy: bool,
+    /// `user:password` sent as HTTP Basic credentials with every webhook.
+    pub webhook_basic_auth: Option<String>,
 }
 
 impl Default for SimOptions {
@@ -65,6 +67,7 @@ impl Default for SimOptions {
             session_linger: Duration::ZERO,
             no_session_error: DEFAULT_NO_SESSION_ERROR.to_owned(),
             legacy: false,
+            webhook_basic_auth: None,
         }
     }
 }
@@ -73,6 +76,7 @@ impl Default for SimOptions {
 pub async fn run(listener: TcpListener, options: SimOptions, shutdown: impl Future<Output = ()>) {
     let (webhooks, webhook_worker) =
         Webhooks::start(options.session_webhook_url.clone(), options.event_webhook_url.clone());
+    webhooks.set_urls(WebhookUrls { basic_auth: options.webhook_basic_auth.clone(), ..webhooks.urls() });
     let emulator = Arc::new(Emulator::new(options, webhooks));
     let ticker = tokio::spawn(tick_forever(Arc::clone(&emulator)));
     let service = tower::service_fn(move |request: Request<Incoming>| {

@@ -29,6 +29,7 @@ type HttpClient = Client<HttpConnector, Full<Bytes>>;
 /// One queued POST.
 struct Delivery {
     url: String,
+    authorization: Option<String>,
     payload: Value,
 }
 
@@ -37,6 +38,16 @@ struct Delivery {
 pub struct WebhookUrls {
     pub session: Option<String>,
     pub event: Option<String>,
+    /// `user:password` sent as HTTP Basic credentials with every webhook (as Sora can).
+    pub basic_auth: Option<String>,
+}
+
+impl WebhookUrls {
+    /// The `Authorization` header value for [`WebhookUrls::basic_auth`].
+    fn authorization(&self) -> Option<String> {
+        use base64::Engine;
+        self.basic_auth.as_ref().map(|pair| format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair)))
+    }
 }
 
 /// Sends the emulator's webhooks to the configured URLs.
@@ -54,13 +65,13 @@ impl Webhooks {
         let worker_client = client.clone();
         let worker = tokio::spawn(async move {
             while let Some(delivery) = pending.recv().await {
-                match post_json(&worker_client, &delivery.url, &delivery.payload).await {
+                match post_json(&worker_client, &delivery.url, delivery.authorization.as_deref(), &delivery.payload).await {
                     Ok((status, _)) => tracing::debug!(url = %delivery.url, %status, "webhook delivered"),
                     Err(error) => tracing::warn!(url = %delivery.url, %error, "webhook failed"),
                 }
             }
         });
-        let urls = std::sync::RwLock::new(WebhookUrls { session: session_url, event: event_url });
+        let urls = std::sync::RwLock::new(WebhookUrls { session: session_url, event: event_url, basic_auth: None });
         (Self { client, urls, queue }, worker)
     }
 
@@ -86,13 +97,13 @@ impl Webhooks {
             match effect {
                 Effect::SessionDestroyed { channel_id, session_id } => {
                     if let Some(url) = &urls.session {
-                        self.queue(url, payloads::session_destroyed(&channel_id, &session_id, now));
+                        self.queue(url, urls.authorization(), payloads::session_destroyed(&channel_id, &session_id, now));
                     }
                 }
                 Effect::RecordingEnded(recording) => {
                     if let Some(url) = &urls.event {
                         for payload in payloads::recording_ended(&recording, now) {
-                            self.queue(url, payload);
+                            self.queue(url, urls.authorization(), payload);
                         }
                     }
                 }
@@ -102,8 +113,9 @@ impl Webhooks {
 
     /// Sends `session.created` and returns the reply, or `None` when there is no URL or it failed.
     pub async fn send_session_created(&self, payload: &Value) -> Option<(StatusCode, Bytes)> {
-        let url = self.urls().session?;
-        match post_json(&self.client, &url, payload).await {
+        let urls = self.urls();
+        let url = urls.session.clone()?;
+        match post_json(&self.client, &url, urls.authorization().as_deref(), payload).await {
             Ok(reply) => Some(reply),
             Err(error) => {
                 tracing::warn!(%url, %error, "session.created webhook failed; the session starts without recording");
@@ -112,19 +124,26 @@ impl Webhooks {
         }
     }
 
-    fn queue(&self, url: &str, payload: Value) {
-        if self.queue.send(Delivery { url: url.to_owned(), payload }).is_err() {
+    fn queue(&self, url: &str, authorization: Option<String>, payload: Value) {
+        if self.queue.send(Delivery { url: url.to_owned(), authorization, payload }).is_err() {
             tracing::warn!(url, "webhook queue closed; webhook not sent");
         }
     }
 }
 
 /// POSTs `payload` as JSON and collects the reply, all within [`WEBHOOK_TIMEOUT`].
-async fn post_json(client: &HttpClient, url: &str, payload: &Value) -> Result<(StatusCode, Bytes), BoxError> {
+async fn post_json(
+    client: &HttpClient,
+    url: &str,
+    authorization: Option<&str>,
+    payload: &Value,
+) -> Result<(StatusCode, Bytes), BoxError> {
     let body = Bytes::from(serde_json::to_vec(payload)?);
-    let request = Request::post(url)
-        .header(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))
-        .body(Full::new(body))?;
+    let mut request = Request::post(url).header(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Some(value) = authorization {
+        request = request.header(header::AUTHORIZATION, value);
+    }
+    let request = request.body(Full::new(body))?;
     let exchange = async {
         let response = client.request(request).await?;
         let status = response.status();

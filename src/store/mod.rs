@@ -132,6 +132,13 @@ pub trait Store: Send + Sync + 'static {
     /// The legacy recording a session recorded for, if the shim started it.
     async fn session_mapping(&self, session_id: &str) -> Result<Option<SessionMapping>, StoreError>;
 
+    /// Remembers that the operator's own session hook decided `recording` for this session, so
+    /// the reconciler leaves it alone.
+    async fn veto_session(&self, session_id: &str, now: i64) -> Result<(), StoreError>;
+
+    /// Whether the operator's hook decided `recording` for this session.
+    async fn is_vetoed(&self, session_id: &str) -> Result<bool, StoreError>;
+
     /// How many orders are active at `now`, and how many legs are open.
     async fn stats(&self, now: i64) -> Result<StoreStats, StoreError>;
 

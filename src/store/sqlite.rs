@@ -30,6 +30,10 @@ CREATE TABLE IF NOT EXISTS orders (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS orders_one_unstopped_per_channel
     ON orders(channel_id) WHERE stopped_at IS NULL;
+CREATE INDEX IF NOT EXISTS orders_by_expiry
+    ON orders(expired_at) WHERE stopped_at IS NULL AND expire_time > 0;
+CREATE INDEX IF NOT EXISTS orders_stopped
+    ON orders(stopped_at) WHERE stopped_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS legs (
     recording_id          TEXT NOT NULL REFERENCES orders(recording_id) ON DELETE CASCADE,
     session_id            TEXT NOT NULL,
@@ -37,6 +41,11 @@ CREATE TABLE IF NOT EXISTS legs (
     started_at            INTEGER NOT NULL,
     ended_at              INTEGER,
     PRIMARY KEY (recording_id, session_id)
+);
+CREATE INDEX IF NOT EXISTS legs_by_session ON legs(session_id);
+CREATE TABLE IF NOT EXISTS vetoed_sessions (
+    session_id TEXT PRIMARY KEY,
+    vetoed_at  INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS session_mappings (
     session_id   TEXT PRIMARY KEY,
@@ -51,6 +60,9 @@ CREATE TABLE IF NOT EXISTS session_mappings (
 const ORDER_COLUMNS: &str =
     "recording_id, channel_id, created_at, expire_time, expired_at, split_duration, split_only, metadata";
 
+/// Reading connections per store.
+const READERS: usize = 3;
+
 /// SQL condition for an order that is neither stopped nor expired at `?now`.
 const ACTIVE: &str = "stopped_at IS NULL AND (expire_time = 0 OR expired_at > :now)";
 
@@ -58,7 +70,10 @@ const ACTIVE: &str = "stopped_at IS NULL AND (expire_time = 0 OR expired_at > :n
 #[derive(Clone)]
 pub struct SqliteStore {
     writer: Arc<Mutex<Connection>>,
-    reader: Arc<Mutex<Connection>>,
+    /// A few reading connections, so one slow read (a metrics count, a long list) does not
+    /// hold up the quick ones (the session webhook's lookup).
+    readers: Arc<[Arc<Mutex<Connection>>]>,
+    next_reader: Arc<std::sync::atomic::AtomicUsize>,
     /// Longest wait for a connection in this process, and SQLite's wait for another process's lock.
     busy_timeout: Duration,
     path: PathBuf,
@@ -85,10 +100,11 @@ impl SqliteStore {
         };
         let writer = open()?;
         writer.execute_batch(SCHEMA).map_err(|error| unavailable(path, error))?;
-        let reader = open()?;
+        let readers = (0..READERS).map(|_| open().map(|reader| Arc::new(Mutex::new(reader)))).collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             writer: Arc::new(Mutex::new(writer)),
-            reader: Arc::new(Mutex::new(reader)),
+            readers: readers.into(),
+            next_reader: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             busy_timeout,
             path: path.to_owned(),
         })
@@ -140,13 +156,22 @@ impl SqliteStore {
         self.on(Arc::clone(&self.writer), work).await
     }
 
-    /// Runs read-only `work` on the blocking pool with the reading connection locked.
+    /// Runs read-only `work` on the blocking pool with a reading connection: a free one if any,
+    /// else the next in turn.
     async fn reading<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        self.on(Arc::clone(&self.reader), work).await
+        let free = self.readers.iter().find(|reader| reader.try_lock().is_ok());
+        let reader = match free {
+            Some(reader) => reader,
+            None => {
+                let turn = self.next_reader.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                &self.readers[turn % self.readers.len()]
+            }
+        };
+        self.on(Arc::clone(reader), work).await
     }
 
     /// Waits at most `busy_timeout` for the connection (calls queued behind a lock held by
@@ -432,6 +457,32 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn veto_session(&self, session_id: &str, now: i64) -> Result<(), StoreError> {
+        let session_id = session_id.to_owned();
+        self.with_connection(move |connection| {
+            connection
+                .execute(
+                    "INSERT INTO vetoed_sessions (session_id, vetoed_at) VALUES (?1, ?2) ON CONFLICT (session_id) DO NOTHING",
+                    params![session_id, now],
+                )
+                .map_err(sql_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn is_vetoed(&self, session_id: &str) -> Result<bool, StoreError> {
+        let session_id = session_id.to_owned();
+        self.reading(move |connection| {
+            connection
+                .query_row("SELECT 1 FROM vetoed_sessions WHERE session_id = ?1", params![session_id], |_| Ok(()))
+                .optional()
+                .map(|found| found.is_some())
+                .map_err(sql_error)
+        })
+        .await
+    }
+
     async fn stats(&self, now: i64) -> Result<StoreStats, StoreError> {
         self.reading(move |connection| {
             let active_orders = connection
@@ -462,6 +513,9 @@ impl Store for SqliteStore {
         self.with_connection(move |connection| {
             connection
                 .execute("DELETE FROM session_mappings WHERE recorded_at < ?1", params![now - MAPPING_RETENTION_SECS])
+                .map_err(sql_error)?;
+            connection
+                .execute("DELETE FROM vetoed_sessions WHERE vetoed_at < ?1", params![now - MAPPING_RETENTION_SECS])
                 .map_err(sql_error)?;
             let expired = connection
                 .execute(
@@ -707,6 +761,17 @@ mod tests {
         locker.execute_batch("BEGIN EXCLUSIVE").unwrap();
         let short = SqliteStore::open(&path, Duration::from_millis(50)).unwrap();
         assert!(matches!(short.check_writable().await, Err(StoreError::Unavailable(_))));
+    }
+
+    #[tokio::test]
+    async fn vetoes_are_remembered_and_swept() {
+        let (store, _) = temp_store();
+        assert!(!store.is_vetoed("S").await.unwrap());
+        store.veto_session("S", 1_000).await.unwrap();
+        store.veto_session("S", 1_001).await.unwrap();
+        assert!(store.is_vetoed("S").await.unwrap());
+        store.sweep(1_001 + MAPPING_RETENTION_SECS).await.unwrap();
+        assert!(!store.is_vetoed("S").await.unwrap());
     }
 
     #[tokio::test]

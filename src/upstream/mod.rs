@@ -140,7 +140,7 @@ impl Upstream {
                 ShimError::UpstreamTimeout(_) => "timeout",
                 _ => "error",
             };
-            self.metrics.upstream_errors.get_or_create(&[("call", call), ("kind", kind)]).inc();
+            self.metrics.upstream_error(call, kind);
         }
         result
     }
@@ -181,7 +181,11 @@ impl Upstream {
                 Err(_) => Err(ShimError::UpstreamTimeout(format!("{target} took longer than {:?}", self.timeout))),
             }
         };
-        self.timed(call, bounded).await
+        let result = self.timed(call, bounded).await;
+        if result.as_ref().is_ok_and(|reply| reply.status.is_server_error()) {
+            self.metrics.upstream_error(call, "error");
+        }
+        result
     }
 }
 

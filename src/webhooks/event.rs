@@ -80,10 +80,15 @@ where
         return Ok(response);
     };
     let deadline = Duration::from_millis(app.config.event_webhook.forward_timeout_ms);
-    let reply = app
+    let forwarded = app
         .forwarder
         .post(target, &parts.headers, outgoing, deadline, app.config.event_webhook.forward_auth.as_ref())
-        .await?;
+        .await;
+    super::forward::count_failure(&app.metrics, "event", &forwarded);
+    let reply = forwarded?;
+    if outcome == EventOutcome::Translated {
+        tracing::info!(status = %reply.status, "recording event rewritten into legacy shape and forwarded");
+    }
     let mut response = Response::new(full(reply.body));
     *response.status_mut() = reply.status;
     *response.headers_mut() = reply.headers;

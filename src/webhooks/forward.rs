@@ -14,6 +14,13 @@ use crate::config::BasicCredentials;
 use crate::error::ShimError;
 use crate::upstream::headers::strip_hop_by_hop;
 
+/// Counts `result` in the metrics when the forward to `hook` (session, event) failed.
+pub fn count_failure(metrics: &crate::metrics::Metrics, hook: &'static str, result: &Result<Forwarded, ShimError>) {
+    if !result.as_ref().is_ok_and(|reply| reply.status.is_success()) {
+        metrics.webhook_forward_errors.get_or_create(&[("hook", hook)]).inc();
+    }
+}
+
 /// The complete reply of a forward target.
 #[derive(Clone, Debug)]
 pub struct Forwarded {

@@ -67,7 +67,9 @@ where
             let deadline = Duration::from_millis(app.config.session_webhook.forward_timeout_ms);
             let ignore = app.config.session_webhook.on_forward_error == OnForwardError::Ignore;
             let auth = app.config.session_webhook.forward_auth.as_ref();
-            match app.forwarder.post(target, &parts.headers, bytes.clone(), deadline, auth).await {
+            let forwarded = app.forwarder.post(target, &parts.headers, bytes.clone(), deadline, auth).await;
+            super::forward::count_failure(&app.metrics, "session", &forwarded);
+            match forwarded {
                 Ok(reply) if reply.status.is_success() => {
                     let body = if reply.body.iter().all(u8::is_ascii_whitespace) {
                         Ok(Map::new())
@@ -133,6 +135,13 @@ async fn apply_event(app: &Arc<App>, event: &Map<String, Value>, base: &mut Base
         };
         if !merge_recording(reply, &order, now, keys, &app.mappings.upstream.recording.format) {
             tracing::info!(%channel_id, "the operator's session webhook decided `recording` itself; left as is");
+            // Remembered, so the reconciler does not overrule the operator later.
+            let store = Arc::clone(&app.store);
+            tokio::spawn(async move {
+                if let Err(error) = store.veto_session(&session_id, now).await {
+                    tracing::warn!(%error, %session_id, "could not remember the operator's recording decision");
+                }
+            });
             return Ok(());
         }
         tracing::info!(%channel_id, %session_id, recording_id = %order.recording_id, "session created: recording switched on");
