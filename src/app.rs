@@ -78,12 +78,16 @@ impl App {
 
 impl App {
     /// The legacy recording a session records for: a pending webhook answer, else the store.
-    pub async fn session_mapping(&self, session_id: &str) -> Result<Option<SessionMapping>, crate::store::StoreError> {
+    pub async fn session_mapping(
+        &self,
+        session_id: &str,
+        upstream_recording_id: Option<&str>,
+    ) -> Result<Option<SessionMapping>, crate::store::StoreError> {
         let pending =
             self.pending_mappings.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).get(session_id).cloned();
         match pending {
             Some(mapping) => Ok(Some(mapping)),
-            None => self.store.session_mapping(session_id).await,
+            None => self.store.session_mapping(session_id, upstream_recording_id).await,
         }
     }
 }

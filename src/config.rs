@@ -523,6 +523,9 @@ pub fn upstream_base(url: &str) -> Result<http::Uri, String> {
     if uri.authority().is_none() {
         return Err(format!("{url:?} has no host"));
     }
+    if uri.authority().is_some_and(|authority| authority.as_str().contains('@')) {
+        return Err("credentials in the upstream URL are not supported".to_owned());
+    }
     if uri.query().is_some() {
         return Err(format!("{url:?} must not have a query"));
     }
@@ -534,6 +537,11 @@ pub fn forward_url(url: &str) -> Result<http::Uri, String> {
     let uri: http::Uri = url.parse().map_err(|error| format!("{url:?} is not a URL: {error}"))?;
     if uri.scheme_str() != Some("http") || uri.authority().is_none() {
         return Err(format!("{url:?} must be an absolute http:// URL"));
+    }
+    if uri.authority().is_some_and(|authority| authority.as_str().contains('@')) {
+        return Err(
+            "credentials do not belong in the URL: use forward_auth.username / forward_auth.password".to_owned()
+        );
     }
     Ok(uri)
 }
@@ -631,6 +639,7 @@ mod tests {
             (vec![("SORA_SHIM__API_PATHS", "api")], "api_paths"),
             (vec![("SORA_SHIM__LIMITS__MAX_IN_FLIGHT", "0")], "limits.max_in_flight"),
             (vec![("SORA_SHIM__SESSION_WEBHOOK__FORWARD_URL", "/relative")], "session_webhook.forward_url"),
+            (vec![("SORA_SHIM__EVENT_WEBHOOK__FORWARD_URL", "http://user:pw@host/x")], "event_webhook.forward_url"),
             (vec![("SORA_SHIM__RECONCILER__INTERVAL_MS", "0")], "reconciler.interval_ms"),
             (vec![("SORA_SHIM__CORS__ALLOWED_ORIGINS", "not an origin")], "cors.allowed_origins"),
         ];

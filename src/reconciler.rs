@@ -23,25 +23,54 @@ use crate::error::ShimError;
 use crate::legacy::archiving::array_reply;
 use crate::legacy::start::start_upstream;
 use crate::legacy::stop::stop_upstream;
+use crate::store::{Leg, OpenLeg};
 
 /// What one pass did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Pass {
     pub started: usize,
+    pub adopted: usize,
     pub stopped: usize,
     pub legs_ended: usize,
     pub swept: usize,
+}
+
+/// How many passes in a row must miss a session before the shim believes it is gone. One list
+/// that lacks a session (a glitch, a node answering for itself) must not make the shim forget a
+/// recording it may still have to stop.
+const MISSES_TO_FORGET: u32 = 2;
+
+/// What the reconciler remembers between passes.
+#[derive(Debug, Default)]
+pub struct Memory {
+    /// Sessions (or channels, for stopped orders) missing from the last passes, and how often.
+    misses: HashMap<String, u32>,
+}
+
+impl Memory {
+    /// Counts one more miss of `key`; true once it has been missed often enough.
+    fn missed(&mut self, key: &str) -> bool {
+        let count = self.misses.entry(key.to_owned()).or_insert(0);
+        *count += 1;
+        *count >= MISSES_TO_FORGET
+    }
+
+    fn seen(&mut self, key: &str) {
+        self.misses.remove(key);
+    }
 }
 
 /// Runs passes forever, the first one at once, each with the application state in force then
 /// (a reload may replace it).
 pub async fn run(live: Arc<std::sync::RwLock<Arc<App>>>) {
     let current = || Arc::clone(&live.read().unwrap_or_else(|poisoned| poisoned.into_inner()));
+    let mut memory = Memory::default();
     loop {
         let app = current();
-        match pass(&app).await {
+        match pass(&app, &mut memory).await {
             Ok(pass) if pass != Pass::default() => tracing::info!(
                 started = pass.started,
+                adopted = pass.adopted,
                 stopped = pass.stopped,
                 legs_ended = pass.legs_ended,
                 swept = pass.swept,
@@ -57,13 +86,12 @@ pub async fn run(live: Arc<std::sync::RwLock<Arc<App>>>) {
 /// One session as the reconciler sees it.
 struct LiveSession {
     channel_id: String,
-    recording: bool,
-    /// The upstream id of the recording running now, when the upstream says.
-    recording_id: Option<String>,
+    /// The upstream id of the recording running now, `Some("")` when it records without saying.
+    recording: Option<String>,
 }
 
 /// One reconciliation pass.
-pub async fn pass(app: &App) -> Result<Pass, ShimError> {
+pub async fn pass(app: &App, memory: &mut Memory) -> Result<Pass, ShimError> {
     let mut done = Pass::default();
     let now = now_secs();
     let upstream = &app.mappings.upstream;
@@ -78,67 +106,110 @@ pub async fn pass(app: &App) -> Result<Pass, ShimError> {
         .filter_map(|session| {
             let session_id = session.get("session_id")?.as_str()?.to_owned();
             let channel_id = session.get("channel_id")?.as_str()?.to_owned();
-            let recording = session.get("recording").filter(|value| value.is_object());
-            let recording_id = recording.and_then(|r| r.get("recording_id")).and_then(Value::as_str).map(str::to_owned);
-            Some((session_id, LiveSession { channel_id, recording: recording.is_some(), recording_id }))
+            let recording = session
+                .get("recording")
+                .filter(|value| value.is_object())
+                .map(|recording| recording.get("recording_id").and_then(Value::as_str).unwrap_or_default().to_owned());
+            Some((session_id, LiveSession { channel_id, recording }))
         })
         .collect();
+    let open = app.store.open_legs().await?;
 
-    // Start: sessions that do not record and whose channel has an active order (looked up per
-    // such session, so a pass costs what the sessions cost, however many orders wait).
+    // Start or adopt: sessions of channels with an active order (looked up per session, so a
+    // pass costs what the sessions cost, however many orders wait). A session that records with
+    // no leg was switched on by a webhook reply whose leg never reached the store: adopt it, so
+    // Stop and the event webhook know it.
     for (session_id, session) in &sessions {
-        if session.recording {
-            continue;
-        }
         let Some(order) = app.store.active_order(&session.channel_id, now).await? else { continue };
-        if app.store.is_vetoed(session_id).await? {
-            continue;
-        }
-        match start_upstream(app, &order, now, &no_headers).await {
-            Ok(()) => {
-                tracing::info!(channel_id = %session.channel_id, %session_id, recording_id = %order.recording_id,
-                    "reconciler started a missed recording");
-                done.started += 1;
+        match &session.recording {
+            None => {
+                if app.store.is_vetoed(session_id).await? {
+                    continue;
+                }
+                match start_upstream(app, &order, now, &no_headers).await {
+                    Ok(()) => {
+                        tracing::info!(channel_id = %session.channel_id, %session_id, recording_id = %order.recording_id,
+                            "reconciler started a missed recording");
+                        done.started += 1;
+                    }
+                    Err(error) => {
+                        tracing::warn!(channel_id = %session.channel_id, %error, "reconciler could not start a recording")
+                    }
+                }
             }
-            Err(error) => {
-                tracing::warn!(channel_id = %session.channel_id, %error, "reconciler could not start a recording")
+            Some(running) => {
+                let known = open
+                    .iter()
+                    .any(|leg| leg.leg.session_id == *session_id && leg.leg.recording_id == order.recording_id);
+                if !known {
+                    let leg = Leg {
+                        recording_id: order.recording_id.clone(),
+                        session_id: session_id.clone(),
+                        upstream_recording_id: (!running.is_empty()).then(|| running.clone()),
+                        started_at: now,
+                        ended_at: None,
+                    };
+                    app.store.record_leg(&leg).await?;
+                    tracing::info!(channel_id = %session.channel_id, %session_id, "reconciler adopted a recording without a leg");
+                    done.adopted += 1;
+                }
             }
         }
     }
 
-    // Legs: gone sessions end; live recordings of stopped orders are stopped.
-    for open in app.store.open_legs().await? {
-        match sessions.get(&open.leg.session_id) {
-            None => {
-                done.legs_ended += app.store.end_session_legs(&open.leg.session_id, now).await?.len();
+    // Stopped orders: stop what still records on their channel, then forget them. A recording
+    // the shim started (a leg) or, for an order without any leg, whatever records on the channel.
+    for (recording_id, channel_id) in app.store.stopped_orders().await? {
+        let legs: Vec<_> = open.iter().filter(|leg| leg.leg.recording_id == recording_id).collect();
+        let recording_here = sessions.iter().any(|(session_id, session)| {
+            session.channel_id == channel_id
+                && session.recording.is_some()
+                && (legs.is_empty() || legs.iter().any(|leg| leg.leg.session_id == *session_id && ours(leg, session)))
+        });
+        let key = format!("stopped:{recording_id}");
+        if recording_here {
+            memory.seen(&key);
+            if let Err(error) = stop_upstream(app, &channel_id, &no_headers).await {
+                tracing::warn!(%channel_id, %error, "reconciler could not stop a recording");
+                continue;
             }
-            Some(session) if open.order_stopped => {
-                // A different recording than the one the shim started (a native one begun
-                // since) is not the shim's to stop.
-                let ours = match (&open.leg.upstream_recording_id, &session.recording_id) {
-                    (Some(started), Some(running)) => started == running,
-                    _ => true,
-                };
-                if session.recording && ours {
-                    if let Err(error) = stop_upstream(app, &open.channel_id, &no_headers).await {
-                        tracing::warn!(channel_id = %open.channel_id, %error, "reconciler could not stop a recording");
-                        continue;
-                    }
-                    tracing::info!(channel_id = %open.channel_id, session_id = %open.leg.session_id,
-                        recording_id = %open.leg.recording_id, "reconciler stopped the recording of a stopped order");
-                    done.stopped += 1;
-                }
-                app.store.finish_stopped_order(&open.leg.recording_id, now).await?;
-            }
-            Some(_) => {}
+            tracing::info!(%channel_id, %recording_id, "reconciler stopped the recording of a stopped order");
+            done.stopped += 1;
+            app.store.finish_stopped_order(&recording_id, now).await?;
+        } else if memory.missed(&key) {
+            app.store.finish_stopped_order(&recording_id, now).await?;
+            memory.seen(&key);
+        }
+    }
+
+    // Legs whose session is gone (missed by consecutive passes) end.
+    for leg in &open {
+        if sessions.contains_key(&leg.leg.session_id) {
+            memory.seen(&leg.leg.session_id);
+        } else if memory.missed(&leg.leg.session_id) {
+            done.legs_ended += app.store.end_session_legs(&leg.leg.session_id, now).await?.len();
+            memory.seen(&leg.leg.session_id);
         }
     }
 
     done.swept = app.store.sweep(now).await?;
-    for (action, count) in
-        [("started", done.started), ("stopped", done.stopped), ("legs_ended", done.legs_ended), ("swept", done.swept)]
-    {
+    for (action, count) in [
+        ("started", done.started),
+        ("adopted", done.adopted),
+        ("stopped", done.stopped),
+        ("legs_ended", done.legs_ended),
+        ("swept", done.swept),
+    ] {
         app.metrics.reconciler(action, count);
     }
     Ok(done)
+}
+
+/// Whether the recording running in `session` is the one the shim started for `leg`: a native
+/// recording begun since (a different upstream id) is not the shim's to stop.
+fn ours(leg: &OpenLeg, session: &LiveSession) -> bool {
+    match (&leg.leg.upstream_recording_id, &session.recording) {
+        (Some(started), Some(running)) if !running.is_empty() => started == running,
+        _ => true,
+    }
 }

@@ -190,7 +190,10 @@ async fn a_dead_receiver_fails_the_webhook_and_loses_nothing() {
     assert!(sim_session(&sim, "keep").await.unwrap()["recording"].is_object());
 
     let metrics = send(
-        http::Request::builder().uri(format!("{}/metrics", shim.url)).body(http_body_util::Full::new(bytes::Bytes::new())).unwrap(),
+        http::Request::builder()
+            .uri(format!("{}/metrics", shim.url))
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap(),
     )
     .await
     .text();

@@ -57,10 +57,18 @@ async fn metrics_show_exact_counts_after_a_known_sequence() {
         }
     }
     // An upstream answering 5xx is counted as a failed call.
-    post_json(&format!("{}/sim/faults", sim.url), json!({"target": "Sora_20231220.ListSessions", "status": 500, "body": "{}"})).await;
+    post_json(
+        &format!("{}/sim/faults", sim.url),
+        json!({"target": "Sora_20231220.ListSessions", "status": 500, "body": "{}"}),
+    )
+    .await;
     api(&shim.url, "Sora_20161101.ListArchiving", json!({})).await.assert_legacy_error(502, "UPSTREAM-ERROR");
     let text = metrics_text(&shim).await;
-    assert_eq!(sample(&text, r#"sora_shim_upstream_errors_total{call="list_sessions",kind="error"}"#), Some(1.0), "{text}");
+    assert_eq!(
+        sample(&text, r#"sora_shim_upstream_errors_total{call="list_sessions",kind="error"}"#),
+        Some(1.0),
+        "{text}"
+    );
     // No unbounded labels: channel ids and client addresses never appear.
     assert!(!text.contains("\"m\"") && !text.contains("127.0.0.1"), "{text}");
 }
@@ -128,8 +136,10 @@ async fn the_shims_own_paths_never_reach_the_upstream() {
         ("GET", "/shim/usage/x", 404, "NOT-FOUND"),
         ("POST", "/hooks/unknown", 404, "NOT-FOUND"),
     ] {
-        let request =
-            http::Request::builder().method(method).uri(format!("{}{path}", shim.url)).body(http_body_util::Full::new(bytes::Bytes::new()));
+        let request = http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", shim.url))
+            .body(http_body_util::Full::new(bytes::Bytes::new()));
         send(request.unwrap()).await.assert_legacy_error(status, name);
     }
     let all = get_json(&format!("{}/sim/requests", sim.url)).await;

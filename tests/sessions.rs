@@ -397,3 +397,91 @@ async fn session_webhook_rejects_non_json_without_a_forward_target() {
     let other = post(&shim.url, "/hooks/session", None, r#"{"type":"session.updated","session_id":"S"}"#, &[]).await;
     assert_eq!((other.status, other.text()), (200, "{}".to_owned()));
 }
+
+#[tokio::test]
+async fn an_operator_hook_answering_204_still_gets_recording_switched_on() {
+    let receiver = Receiver::start(204, "").await;
+    let hook = format!("{}/hook", receiver.url);
+    let (sim, shim, _) = start_pair(|o| webhook_only(o).env("SORA_SHIM__SESSION_WEBHOOK__FORWARD_URL", &hook)).await;
+    api(&shim.url, START, json!({"channel_id": "nc", "expire_time": 0})).await;
+    connect(&sim, "nc").await;
+    assert_eq!(recordings_of(&sim, "nc").await[0]["started_by"], "session-webhook");
+}
+
+#[tokio::test]
+async fn a_recording_whose_leg_never_reached_the_store_is_adopted_and_later_stopped() {
+    let (sim, shim, options) = start_pair(|o| fast_reconciler(o).env("SORA_SHIM__STORE__BUSY_TIMEOUT_MS", "100")).await;
+    let started = api(&shim.url, START, json!({"channel_id": "adopt", "expire_time": 0})).await.json();
+    // The store is locked by another process while the session is created: the webhook answers
+    // (reads are not blocked) but its leg cannot be written.
+    let locker = rusqlite::Connection::open(&options.store).unwrap();
+    locker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    connect(&sim, "adopt").await;
+    assert!(sim_session(&sim, "adopt").await.unwrap()["recording"].is_object());
+    wait_for("the failed leg write", Duration::from_secs(5), || async {
+        shim.log_text().contains("could not record the session leg").then_some(())
+    })
+    .await;
+    locker.execute_batch("ROLLBACK").unwrap();
+    drop(locker);
+    let session_id = sim_session(&sim, "adopt").await.unwrap()["session_id"].as_str().unwrap().to_owned();
+    wait_for("the reconciler to adopt the recording", Duration::from_secs(10), || async {
+        let count: i64 = rusqlite::Connection::open(&options.store)
+            .unwrap()
+            .query_row("SELECT count(*) FROM legs WHERE session_id = ?1", [&session_id], |row| row.get(0))
+            .unwrap_or(0);
+        (count == 1).then_some(())
+    })
+    .await;
+    // A Stop whose upstream call is dropped still ends the recording later: the order is kept.
+    post_json(&format!("{}/sim/faults", sim.url), json!({"target": "Sora_20231220.StopRecording", "drop": true})).await;
+    assert_eq!(api(&shim.url, STOP, json!({"channel_id": "adopt"})).await.status, 200);
+    assert_eq!(stored_orders(&options.store).len(), 1);
+    let cleared = send(
+        http::Request::builder()
+            .method("DELETE")
+            .uri(format!("{}/sim/faults", sim.url))
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(cleared.status, 200);
+    wait_recording(&sim, "adopt", false).await;
+    assert!(started["recording_id"].is_string());
+}
+
+#[tokio::test]
+async fn one_list_missing_a_session_does_not_make_the_shim_forget_a_pending_stop() {
+    let (sim, shim, options) = start_pair(fast_reconciler).await;
+    assert_eq!(api(&shim.url, START, json!({"channel_id": "glitch", "expire_time": 0})).await.status, 200);
+    connect(&sim, "glitch").await;
+    wait_recording(&sim, "glitch", true).await;
+    post_json(&format!("{}/sim/faults", sim.url), json!({"target": "Sora_20231220.StopRecording", "drop": true})).await;
+    assert_eq!(api(&shim.url, STOP, json!({"channel_id": "glitch"})).await.status, 200);
+    // One ListSessions answer lacks every session.
+    post_json(
+        &format!("{}/sim/faults", sim.url),
+        json!({"target": "Sora_20231220.ListSessions", "status": 200, "body": "[]", "times": 1}),
+    )
+    .await;
+    let lists_before = journal(&sim, "Sora_20231220.ListSessions").await.len();
+    wait_for("the glitch and one more pass", Duration::from_secs(10), || async {
+        (journal(&sim, "Sora_20231220.ListSessions").await.len() >= lists_before + 2).then_some(())
+    })
+    .await;
+    assert_eq!(stored_orders(&options.store).len(), 1, "the stopped order is still remembered");
+    let cleared = send(
+        http::Request::builder()
+            .method("DELETE")
+            .uri(format!("{}/sim/faults", sim.url))
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(cleared.status, 200);
+    wait_recording(&sim, "glitch", false).await;
+    wait_for("the order to be forgotten", Duration::from_secs(10), || async {
+        stored_orders(&options.store).is_empty().then_some(())
+    })
+    .await;
+}

@@ -33,7 +33,14 @@ pub fn array_reply(app: &App, target: &str, reply: UpstreamReply) -> Result<Vec<
             return Err(ShimError::NotClusterMajority);
         }
         if reply.status.is_client_error() {
-            app.metrics.upstream_error(if target == app.mappings.upstream.targets.list_sessions { "list_sessions" } else { "list_connections" }, "error");
+            app.metrics.upstream_error(
+                if target == app.mappings.upstream.targets.list_sessions {
+                    "list_sessions"
+                } else {
+                    "list_connections"
+                },
+                "error",
+            );
         }
         return Err(ShimError::UpstreamError(format!("{target} answered {} {}", reply.status, reply.excerpt())));
     }

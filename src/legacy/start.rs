@@ -132,11 +132,11 @@ pub async fn start_upstream(app: &App, order: &Order, now: i64, caller_headers: 
         Some(UpstreamErrorClass::NotRecording) | None => {
             app.metrics.upstream_error("start_recording", "error");
             Err(ShimError::UpstreamError(format!(
-            "{} answered {} {}",
-            upstream.targets.start_recording,
-            reply.status,
-            reply.excerpt()
-        )))
+                "{} answered {} {}",
+                upstream.targets.start_recording,
+                reply.status,
+                reply.excerpt()
+            )))
         }
     }
 }

@@ -65,7 +65,9 @@ impl Webhooks {
         let worker_client = client.clone();
         let worker = tokio::spawn(async move {
             while let Some(delivery) = pending.recv().await {
-                match post_json(&worker_client, &delivery.url, delivery.authorization.as_deref(), &delivery.payload).await {
+                match post_json(&worker_client, &delivery.url, delivery.authorization.as_deref(), &delivery.payload)
+                    .await
+                {
                     Ok((status, _)) => tracing::debug!(url = %delivery.url, %status, "webhook delivered"),
                     Err(error) => tracing::warn!(url = %delivery.url, %error, "webhook failed"),
                 }
@@ -97,7 +99,11 @@ impl Webhooks {
             match effect {
                 Effect::SessionDestroyed { channel_id, session_id } => {
                     if let Some(url) = &urls.session {
-                        self.queue(url, urls.authorization(), payloads::session_destroyed(&channel_id, &session_id, now));
+                        self.queue(
+                            url,
+                            urls.authorization(),
+                            payloads::session_destroyed(&channel_id, &session_id, now),
+                        );
                     }
                 }
                 Effect::RecordingEnded(recording) => {

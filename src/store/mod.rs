@@ -107,7 +107,8 @@ pub trait Store: Send + Sync + 'static {
     /// The channel's active order at `now`, if any.
     async fn active_order(&self, channel_id: &str, now: i64) -> Result<Option<Order>, StoreError>;
 
-    /// Stops the channel's active order at `now` and returns it; `None` when there is none.
+    /// Stops the channel's active order at `now` and returns it; `None` when there is none. The
+    /// order stays, marked stopped, until [`Store::finish_stopped_order`].
     async fn stop_order(&self, channel_id: &str, now: i64) -> Result<Option<Order>, StoreError>;
 
     /// Every active order at `now`, sorted by channel id.
@@ -129,8 +130,17 @@ pub trait Store: Send + Sync + 'static {
     /// The recordings of a stopped order have been stopped upstream: end its legs and delete it.
     async fn finish_stopped_order(&self, recording_id: &str, now: i64) -> Result<(), StoreError>;
 
-    /// The legacy recording a session recorded for, if the shim started it.
-    async fn session_mapping(&self, session_id: &str) -> Result<Option<SessionMapping>, StoreError>;
+    /// The legacy recording an upstream recording (`upstream_recording_id`, when the event
+    /// names it) of a session was made for, if the shim started it.
+    async fn session_mapping(
+        &self,
+        session_id: &str,
+        upstream_recording_id: Option<&str>,
+    ) -> Result<Option<SessionMapping>, StoreError>;
+
+    /// Stopped orders still waiting for the upstream to be known to record nothing for them:
+    /// `(recording_id, channel_id)`, oldest stop first.
+    async fn stopped_orders(&self) -> Result<Vec<(String, String)>, StoreError>;
 
     /// Remembers that the operator's own session hook decided `recording` for this session, so
     /// the reconciler leaves it alone.
@@ -145,6 +155,6 @@ pub trait Store: Send + Sync + 'static {
     /// Proves the store takes writes now (takes and releases the write lock).
     async fn check_writable(&self) -> Result<(), StoreError>;
 
-    /// Deletes expired orders and stopped orders without open legs; returns how many went.
+    /// Deletes expired orders (and old session links and vetoes); returns how many orders went.
     async fn sweep(&self, now: i64) -> Result<usize, StoreError>;
 }

@@ -47,12 +47,15 @@ CREATE TABLE IF NOT EXISTS vetoed_sessions (
     session_id TEXT PRIMARY KEY,
     vetoed_at  INTEGER NOT NULL
 );
-CREATE TABLE IF NOT EXISTS session_mappings (
-    session_id   TEXT PRIMARY KEY,
-    recording_id TEXT NOT NULL,
-    channel_id   TEXT NOT NULL,
-    metadata     TEXT,
-    recorded_at  INTEGER NOT NULL
+DROP TABLE IF EXISTS session_mappings;
+CREATE TABLE IF NOT EXISTS session_links (
+    session_id            TEXT NOT NULL,
+    recording_id          TEXT NOT NULL,
+    channel_id            TEXT NOT NULL,
+    metadata              TEXT,
+    upstream_recording_id TEXT,
+    recorded_at           INTEGER NOT NULL,
+    PRIMARY KEY (session_id, recording_id)
 );
 ";
 
@@ -100,7 +103,8 @@ impl SqliteStore {
         };
         let writer = open()?;
         writer.execute_batch(SCHEMA).map_err(|error| unavailable(path, error))?;
-        let readers = (0..READERS).map(|_| open().map(|reader| Arc::new(Mutex::new(reader)))).collect::<Result<Vec<_>, _>>()?;
+        let readers =
+            (0..READERS).map(|_| open().map(|reader| Arc::new(Mutex::new(reader)))).collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             writer: Arc::new(Mutex::new(writer)),
             readers: readers.into(),
@@ -305,17 +309,8 @@ impl Store for SqliteStore {
                 )
                 .optional()
                 .map_err(sql_error)?;
-            if let Some(order) = &stopped {
-                // Keep a stopped order only while a leg may still be recording for it, so the
-                // reconciler can stop that recording; otherwise nothing refers to it any more.
-                transaction
-                    .execute(
-                        "DELETE FROM orders WHERE recording_id = ?1
-                         AND NOT EXISTS (SELECT 1 FROM legs WHERE legs.recording_id = ?1 AND legs.ended_at IS NULL)",
-                        params![order.recording_id],
-                    )
-                    .map_err(sql_error)?;
-            }
+            // The stopped order stays (marked) until the upstream is known to record nothing
+            // for it: `finish_stopped_order` deletes it then, by Stop itself or by the reconciler.
             transaction.commit().map_err(sql_error)?;
             Ok(stopped)
         })
@@ -337,6 +332,17 @@ impl Store for SqliteStore {
         let leg = leg.clone();
         self.with_connection(move |connection| {
             let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql_error)?;
+            // Only a standing order gets new legs: one stopped (or gone) meanwhile does not.
+            let standing: bool = transaction
+                .query_row("SELECT stopped_at IS NULL FROM orders WHERE recording_id = ?1", params![leg.recording_id], |row| {
+                    row.get(0)
+                })
+                .optional()
+                .map_err(sql_error)?
+                .unwrap_or(false);
+            if !standing {
+                return Err(StoreError::OrderGone(leg.recording_id.clone()));
+            }
             transaction
                 .execute(
                     "INSERT INTO legs (recording_id, session_id, upstream_recording_id, started_at, ended_at)
@@ -355,11 +361,12 @@ impl Store for SqliteStore {
             // Remember which legacy recording this session is for, beyond the order's life.
             transaction
                 .execute(
-                    "INSERT INTO session_mappings (session_id, recording_id, channel_id, metadata, recorded_at)
-                     SELECT ?1, recording_id, channel_id, metadata, ?2 FROM orders WHERE recording_id = ?3
-                     ON CONFLICT (session_id) DO UPDATE SET recording_id = excluded.recording_id,
-                        channel_id = excluded.channel_id, metadata = excluded.metadata, recorded_at = excluded.recorded_at",
-                    params![leg.session_id, leg.started_at, leg.recording_id],
+                    "INSERT INTO session_links (session_id, recording_id, channel_id, metadata, upstream_recording_id, recorded_at)
+                     SELECT ?1, recording_id, channel_id, metadata, ?4, ?2 FROM orders WHERE recording_id = ?3
+                     ON CONFLICT (session_id, recording_id) DO UPDATE SET
+                        upstream_recording_id = COALESCE(excluded.upstream_recording_id, session_links.upstream_recording_id),
+                        recorded_at = excluded.recorded_at",
+                    params![leg.session_id, leg.started_at, leg.recording_id, leg.upstream_recording_id],
                 )
                 .map_err(sql_error)?;
             transaction.commit().map_err(sql_error)
@@ -391,8 +398,16 @@ impl Store for SqliteStore {
                      RETURNING recording_id, session_id, upstream_recording_id, started_at, ended_at",
                 )
                 .map_err(sql_error)?;
-            let rows = statement.query_map(params![session_id, now], leg_from_row).map_err(sql_error)?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(sql_error)
+            let ended = statement
+                .query_map(params![session_id, now], leg_from_row)
+                .map_err(sql_error)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(sql_error)?;
+            // Late events keep mapping for the retention period counted from the session's end.
+            connection
+                .execute("UPDATE session_links SET recorded_at = ?2 WHERE session_id = ?1", params![session_id, now])
+                .map_err(sql_error)?;
+            Ok(ended)
         })
         .await
     }
@@ -434,13 +449,23 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn session_mapping(&self, session_id: &str) -> Result<Option<SessionMapping>, StoreError> {
+    async fn session_mapping(
+        &self,
+        session_id: &str,
+        upstream_recording_id: Option<&str>,
+    ) -> Result<Option<SessionMapping>, StoreError> {
         let session_id = session_id.to_owned();
+        let upstream_recording_id = upstream_recording_id.map(str::to_owned);
         self.reading(move |connection| {
+            // The link for exactly this upstream recording, else the one whose upstream id is
+            // unknown (switched on by the session webhook); a session recorded for another order
+            // with a known, different id does not match.
             connection
                 .query_row(
-                    "SELECT session_id, recording_id, channel_id, metadata FROM session_mappings WHERE session_id = ?1",
-                    params![session_id],
+                    "SELECT session_id, recording_id, channel_id, metadata FROM session_links
+                     WHERE session_id = ?1 AND (upstream_recording_id = ?2 OR upstream_recording_id IS NULL)
+                     ORDER BY upstream_recording_id IS NULL, recorded_at DESC LIMIT 1",
+                    params![session_id, upstream_recording_id],
                     |row| {
                         let metadata: Option<String> = row.get(3)?;
                         Ok(SessionMapping {
@@ -453,6 +478,19 @@ impl Store for SqliteStore {
                 )
                 .optional()
                 .map_err(sql_error)
+        })
+        .await
+    }
+
+    async fn stopped_orders(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.reading(move |connection| {
+            let mut statement = connection
+                .prepare_cached(
+                    "SELECT recording_id, channel_id FROM orders WHERE stopped_at IS NOT NULL ORDER BY stopped_at",
+                )
+                .map_err(sql_error)?;
+            let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?))).map_err(sql_error)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(sql_error)
         })
         .await
     }
@@ -512,7 +550,7 @@ impl Store for SqliteStore {
     async fn sweep(&self, now: i64) -> Result<usize, StoreError> {
         self.with_connection(move |connection| {
             connection
-                .execute("DELETE FROM session_mappings WHERE recorded_at < ?1", params![now - MAPPING_RETENTION_SECS])
+                .execute("DELETE FROM session_links WHERE recorded_at < ?1", params![now - MAPPING_RETENTION_SECS])
                 .map_err(sql_error)?;
             connection
                 .execute("DELETE FROM vetoed_sessions WHERE vetoed_at < ?1", params![now - MAPPING_RETENTION_SECS])
@@ -523,14 +561,7 @@ impl Store for SqliteStore {
                     params![now],
                 )
                 .map_err(sql_error)?;
-            let stopped = connection
-                .execute(
-                    "DELETE FROM orders WHERE stopped_at IS NOT NULL AND NOT EXISTS
-                        (SELECT 1 FROM legs WHERE legs.recording_id = orders.recording_id AND legs.ended_at IS NULL)",
-                    [],
-                )
-                .map_err(sql_error)?;
-            Ok(expired + stopped)
+            Ok(expired)
         })
         .await
     }
@@ -632,7 +663,8 @@ mod tests {
         assert!(store.active_orders(1_006).await.unwrap().is_empty());
         let rows: i64 =
             Connection::open(&path).unwrap().query_row("SELECT count(*) FROM orders", [], |r| r.get(0)).unwrap();
-        assert_eq!(rows, 1, "only the order with an open leg is kept");
+        assert_eq!(rows, 2, "stopped orders stay until their upstream recording is known to be stopped");
+        assert_eq!(store.stopped_orders().await.unwrap().len(), 2);
         store.create_order(&order("a", 1_007, 0)).await.unwrap();
     }
 
@@ -705,9 +737,10 @@ mod tests {
         let count = || -> i64 {
             Connection::open(&path).unwrap().query_row("SELECT count(*) FROM orders", [], |r| r.get(0)).unwrap()
         };
-        assert_eq!(count(), 3, "expired order deleted; live, forever and the stopped one with an open leg kept");
+        assert_eq!(count(), 3, "expired order deleted; live, forever and the stopped one kept");
         store.end_session_legs("S", 1_060).await.unwrap();
-        assert_eq!(store.sweep(1_060).await.unwrap(), 1);
+        assert_eq!(store.sweep(1_060).await.unwrap(), 0, "a stopped order waits for finish_stopped_order");
+        store.finish_stopped_order(&stopped_with_leg.recording_id, 1_061).await.unwrap();
         assert_eq!(count(), 2);
     }
 
@@ -732,7 +765,7 @@ mod tests {
         store.stop_order("mapped", 1_002).await.unwrap();
         store.finish_stopped_order(&text.recording_id, 1_003).await.unwrap();
         assert!(store.active_orders(1_003).await.unwrap().is_empty());
-        let mapping = store.session_mapping("S1").await.unwrap().unwrap();
+        let mapping = store.session_mapping("S1", None).await.unwrap().unwrap();
         assert_eq!(
             mapping,
             SessionMapping {
@@ -742,9 +775,9 @@ mod tests {
                 metadata: Some(json!("r1"))
             }
         );
-        assert_eq!(store.session_mapping("S2").await.unwrap(), None);
+        assert_eq!(store.session_mapping("S2", None).await.unwrap(), None);
         store.sweep(1_001 + MAPPING_RETENTION_SECS + 1).await.unwrap();
-        assert_eq!(store.session_mapping("S1").await.unwrap(), None);
+        assert_eq!(store.session_mapping("S1", None).await.unwrap(), None);
     }
 
     #[tokio::test]
@@ -761,6 +794,30 @@ mod tests {
         locker.execute_batch("BEGIN EXCLUSIVE").unwrap();
         let short = SqliteStore::open(&path, Duration::from_millis(50)).unwrap();
         assert!(matches!(short.check_writable().await, Err(StoreError::Unavailable(_))));
+    }
+
+    #[tokio::test]
+    async fn events_map_to_the_order_whose_recording_they_are() {
+        let (store, _) = temp_store();
+        let first = order("same-session", 1_000, 0);
+        store.create_order(&first).await.unwrap();
+        store.record_leg(&leg(&first, "S")).await.unwrap();
+        store.stop_order("same-session", 1_002).await.unwrap();
+        store.finish_stopped_order(&first.recording_id, 1_002).await.unwrap();
+        let mut second = order("same-session", 1_003, 0);
+        second.metadata = Some(json!("second"));
+        store.create_order(&second).await.unwrap();
+        store.record_leg(&Leg { upstream_recording_id: Some("U2".into()), ..leg(&second, "S") }).await.unwrap();
+        let by = |upstream: &'static str| {
+            let store = store.clone();
+            async move { store.session_mapping("S", Some(upstream)).await.unwrap().unwrap().recording_id }
+        };
+        assert_eq!(by("U2").await, second.recording_id);
+        assert_eq!(
+            by("U1").await,
+            first.recording_id,
+            "the webhook-started recording, id unknown, is the first order's"
+        );
     }
 
     #[tokio::test]

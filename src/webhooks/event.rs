@@ -110,7 +110,8 @@ async fn legacy_shape(app: &App, bytes: &Bytes) -> Result<(Bytes, EventOutcome),
     let Some(session_id) = event.get(&keys.session_id).and_then(Value::as_str) else {
         return Ok((bytes.clone(), EventOutcome::Unmapped));
     };
-    let Some(mapping) = app.session_mapping(session_id).await? else {
+    let upstream_recording_id = event.get(&keys.recording_id).and_then(Value::as_str);
+    let Some(mapping) = app.session_mapping(session_id, upstream_recording_id).await? else {
         return Ok((bytes.clone(), EventOutcome::Unmapped));
     };
     rewrite(&mut event, &mapping, keys);

@@ -25,6 +25,9 @@ use crate::mappings::SessionWebhookKeys;
 use crate::routing::ReplyOrigin;
 use crate::store::{Leg, Order, SessionMapping, StoreError};
 
+/// Longest session id the shim records (Sora's are 26-character ULIDs).
+const MAX_SESSION_ID_BYTES: usize = 255;
+
 /// Answers one session webhook call.
 pub async fn answer<B>(app: Arc<App>, request: Request<B>) -> Response<Body>
 where
@@ -124,6 +127,10 @@ async fn apply_event(app: &Arc<App>, event: &Map<String, Value>, base: &mut Base
     let (Some(kind), Some(session_id)) = (text(&keys.type_key), text(&keys.session_id)) else {
         return Ok(());
     };
+    if session_id.is_empty() || session_id.len() > MAX_SESSION_ID_BYTES {
+        tracing::warn!(bytes = session_id.len(), "session webhook with an empty or oversized session_id ignored");
+        return Ok(());
+    }
     let now = now_secs();
     if kind == keys.created {
         let Some(channel_id) = text(&keys.channel_id) else { return Ok(()) };
@@ -143,6 +150,10 @@ async fn apply_event(app: &Arc<App>, event: &Map<String, Value>, base: &mut Base
                 }
             });
             return Ok(());
+        }
+        if base.status == StatusCode::NO_CONTENT {
+            // A 204 cannot carry the recording keys.
+            base.status = StatusCode::OK;
         }
         tracing::info!(%channel_id, %session_id, recording_id = %order.recording_id, "session created: recording switched on");
         app.metrics.webhook_merges.inc();
@@ -217,6 +228,17 @@ pub fn merge_recording(
         return false;
     }
     reply.insert(keys.reply_recording.clone(), json!(true));
+    // The recording is the shim's decision, so its options are the order's alone: an option the
+    // operator's reply set (say an `expire_time` for a recording the order wants unlimited) goes.
+    for key in [
+        &keys.reply_expire_time,
+        &keys.reply_split_only,
+        &keys.reply_split_duration,
+        &keys.reply_metadata,
+        &keys.reply_format,
+    ] {
+        reply.remove(key);
+    }
     for (option, value) in recording_options(order, now, format) {
         let key = match option.as_str() {
             "expire_time" => &keys.reply_expire_time,
@@ -269,6 +291,18 @@ mod tests {
         assert!(merge_recording(&mut reply, &order(0, Some(json!({"room": 1}))), 5_000, &keys, "webm"));
         assert!(!reply.contains_key("expire_time"));
         assert_eq!(reply["recording_metadata"], json!({"room": 1}));
+    }
+
+    #[test]
+    fn operator_recording_options_give_way_to_the_orders() {
+        let keys = Mappings::built_in().upstream.session_webhook;
+        let mut reply = Map::new();
+        reply.insert("expire_time".into(), json!(5));
+        reply.insert("format".into(), json!("mp4"));
+        reply.insert("audio".into(), json!(true));
+        assert!(merge_recording(&mut reply, &order(0, None), 1_000, &keys, "webm"));
+        assert!(!reply.contains_key("expire_time"), "{reply:?}");
+        assert_eq!((reply["format"].as_str(), reply["audio"].as_bool()), (Some("webm"), Some(true)));
     }
 
     #[test]
