@@ -15,10 +15,6 @@ const GET_STARTED: &str = "Sora_20161101.GetStartedRecording";
 const LIST_STARTED: &str = "Sora_20161101.ListStartedRecording";
 const LIST_ARCHIVING: &str = "Sora_20161101.ListArchiving";
 
-async fn add_fault(sim: &Process, fault: serde_json::Value) {
-    post_json(&format!("{}/sim/faults", sim.url), fault).await;
-}
-
 #[tokio::test]
 async fn validation_errors_have_their_names() {
     let sim = start_sim(&[]);
@@ -88,7 +84,7 @@ async fn upstream_timeout_and_unavailable() {
     api(&shim.url, LIST_ARCHIVING, json!({})).await.assert_legacy_error(504, "UPSTREAM-TIMEOUT");
 
     // A dropped connection is the upstream not answering.
-    assert_eq!(delete(&format!("{}/sim/faults", sim.url)).await, 200);
+    clear_faults(&sim).await;
     add_fault(&sim, json!({"target": "Sora_20231220.ListSessions", "drop": true})).await;
     api(&shim.url, LIST_ARCHIVING, json!({})).await.assert_legacy_error(502, "UPSTREAM-UNAVAILABLE");
 
@@ -105,16 +101,6 @@ async fn upstream_timeout_and_unavailable() {
         api(&shim.url, GET_STARTED, json!({"channel_id": "later"})).await.json()["recording_id"],
         accepted.json()["recording_id"]
     );
-}
-
-/// `DELETE url`, returning the status.
-async fn delete(url: &str) -> u16 {
-    let request = http::Request::builder()
-        .method("DELETE")
-        .uri(url)
-        .body(http_body_util::Full::new(bytes::Bytes::new()))
-        .unwrap();
-    send(request).await.status
 }
 
 #[tokio::test]

@@ -51,8 +51,7 @@ async fn orders_survive_a_restart_against_the_same_store() {
 async fn sigterm_drains_in_flight_requests_then_exits_cleanly() {
     let sim = start_sim(&[]);
     let mut shim = start_shim(&ShimOptions::new(&sim.url));
-    post_json(&format!("{}/sim/faults", sim.url), json!({"target": "Sora_20171010.GetStatsReport", "latency_ms": 800}))
-        .await;
+    add_fault(&sim, json!({"target": "Sora_20171010.GetStatsReport", "latency_ms": 800})).await;
     let in_flight = tokio::spawn({
         let url = shim.url.clone();
         async move { post(&url, "/", Some("Sora_20171010.GetStatsReport"), "", &[]).await }

@@ -57,11 +57,7 @@ async fn metrics_show_exact_counts_after_a_known_sequence() {
         }
     }
     // An upstream answering 5xx is counted as a failed call.
-    post_json(
-        &format!("{}/sim/faults", sim.url),
-        json!({"target": "Sora_20231220.ListSessions", "status": 500, "body": "{}"}),
-    )
-    .await;
+    add_fault(&sim, json!({"target": "Sora_20231220.ListSessions", "status": 500, "body": "{}"})).await;
     api(&shim.url, "Sora_20161101.ListArchiving", json!({})).await.assert_legacy_error(502, "UPSTREAM-ERROR");
     let text = metrics_text(&shim).await;
     assert_eq!(

@@ -20,8 +20,8 @@ async fn a_client_going_away_mid_start_leaves_no_refused_order() {
     let store = options.store.clone();
     let shim = start_shim(&options);
     // The upstream takes its time, then refuses the start with an error the shim cannot map.
-    post_json(
-        &format!("{}/sim/faults", sim.url),
+    add_fault(
+        &sim,
         json!({"target": "Sora_20231220.StartRecording", "latency_ms": 1500, "status": 400, "body": "{\"error_type\":\"SOMETHING-NEW\"}"}),
     )
     .await;
@@ -77,11 +77,7 @@ async fn a_store_locked_by_another_process_fails_writes_fast_and_keeps_reads_goi
 async fn a_stop_overtaking_a_slow_start_leaves_no_recording_behind() {
     let (sim, shim, _) = start_pair(|o| o.env("SORA_SHIM__RECONCILER__INTERVAL_MS", "600000")).await;
     connect(&sim, "orph").await;
-    post_json(
-        &format!("{}/sim/faults", sim.url),
-        json!({"target": "Sora_20231220.StartRecording", "latency_ms": 1500, "times": 1}),
-    )
-    .await;
+    add_fault(&sim, json!({"target": "Sora_20231220.StartRecording", "latency_ms": 1500, "times": 1})).await;
     let start = tokio::spawn({
         let url = shim.url.clone();
         async move { api(&url, START, json!({"channel_id": "orph", "expire_time": 0})).await }

@@ -174,22 +174,14 @@ async fn reconciler_stops_a_recording_whose_order_was_stopped_while_the_upstream
     wait_recording(&sim, "stuck", true).await;
 
     // The upstream drops every StopRecording: the shim's own stop fails.
-    post_json(&format!("{}/sim/faults", sim.url), json!({"target": "Sora_20231220.StopRecording", "drop": true})).await;
+    add_fault(&sim, json!({"target": "Sora_20231220.StopRecording", "drop": true})).await;
     assert_eq!(api(&shim.url, STOP, json!({"channel_id": "stuck"})).await.status, 200);
     api(&shim.url, GET_STARTED, json!({"channel_id": "stuck"})).await.assert_legacy_error(400, "NOT-STARTED-RECORDING");
     assert!(sim_session(&sim, "stuck").await.unwrap()["recording"].is_object(), "still recording upstream");
     assert_eq!(stored_orders(&options.store).len(), 1, "the stopped order is kept while its recording runs");
 
     // The upstream answers again: the reconciler stops the recording and forgets the order.
-    let cleared = send(
-        http::Request::builder()
-            .method("DELETE")
-            .uri(format!("{}/sim/faults", sim.url))
-            .body(http_body_util::Full::new(bytes::Bytes::new()))
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(cleared.status, 200);
+    clear_faults(&sim).await;
     wait_recording(&sim, "stuck", false).await;
     assert_eq!(recordings_of(&sim, "stuck").await[0]["end_reason"], "stopped");
     wait_for("the finished order to leave the store", Duration::from_secs(5), || async {
@@ -223,20 +215,11 @@ async fn reconciler_never_touches_recordings_it_did_not_start() {
 async fn upstream_failure_on_start_is_accepted_and_started_later() {
     let (sim, shim, _) = start_pair(fast_reconciler).await;
     connect(&sim, "flaky").await;
-    post_json(&format!("{}/sim/faults", sim.url), json!({"target": "Sora_20231220.StartRecording", "drop": true}))
-        .await;
+    add_fault(&sim, json!({"target": "Sora_20231220.StartRecording", "drop": true})).await;
     let reply = api(&shim.url, START, json!({"channel_id": "flaky", "expire_time": 0})).await;
     assert_eq!(reply.status, 200, "accepted although the upstream dropped the start");
     assert!(sim_session(&sim, "flaky").await.unwrap().get("recording").is_none());
-    let cleared = send(
-        http::Request::builder()
-            .method("DELETE")
-            .uri(format!("{}/sim/faults", sim.url))
-            .body(http_body_util::Full::new(bytes::Bytes::new()))
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(cleared.status, 200);
+    clear_faults(&sim).await;
     wait_recording(&sim, "flaky", true).await;
 }
 
@@ -434,18 +417,10 @@ async fn a_recording_whose_leg_never_reached_the_store_is_adopted_and_later_stop
     })
     .await;
     // A Stop whose upstream call is dropped still ends the recording later: the order is kept.
-    post_json(&format!("{}/sim/faults", sim.url), json!({"target": "Sora_20231220.StopRecording", "drop": true})).await;
+    add_fault(&sim, json!({"target": "Sora_20231220.StopRecording", "drop": true})).await;
     assert_eq!(api(&shim.url, STOP, json!({"channel_id": "adopt"})).await.status, 200);
     assert_eq!(stored_orders(&options.store).len(), 1);
-    let cleared = send(
-        http::Request::builder()
-            .method("DELETE")
-            .uri(format!("{}/sim/faults", sim.url))
-            .body(http_body_util::Full::new(bytes::Bytes::new()))
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(cleared.status, 200);
+    clear_faults(&sim).await;
     wait_recording(&sim, "adopt", false).await;
     assert!(started["recording_id"].is_string());
 }
@@ -456,29 +431,17 @@ async fn one_list_missing_a_session_does_not_make_the_shim_forget_a_pending_stop
     assert_eq!(api(&shim.url, START, json!({"channel_id": "glitch", "expire_time": 0})).await.status, 200);
     connect(&sim, "glitch").await;
     wait_recording(&sim, "glitch", true).await;
-    post_json(&format!("{}/sim/faults", sim.url), json!({"target": "Sora_20231220.StopRecording", "drop": true})).await;
+    add_fault(&sim, json!({"target": "Sora_20231220.StopRecording", "drop": true})).await;
     assert_eq!(api(&shim.url, STOP, json!({"channel_id": "glitch"})).await.status, 200);
     // One ListSessions answer lacks every session.
-    post_json(
-        &format!("{}/sim/faults", sim.url),
-        json!({"target": "Sora_20231220.ListSessions", "status": 200, "body": "[]", "times": 1}),
-    )
-    .await;
+    add_fault(&sim, json!({"target": "Sora_20231220.ListSessions", "status": 200, "body": "[]", "times": 1})).await;
     let lists_before = journal(&sim, "Sora_20231220.ListSessions").await.len();
     wait_for("the glitch and one more pass", Duration::from_secs(10), || async {
         (journal(&sim, "Sora_20231220.ListSessions").await.len() >= lists_before + 2).then_some(())
     })
     .await;
     assert_eq!(stored_orders(&options.store).len(), 1, "the stopped order is still remembered");
-    let cleared = send(
-        http::Request::builder()
-            .method("DELETE")
-            .uri(format!("{}/sim/faults", sim.url))
-            .body(http_body_util::Full::new(bytes::Bytes::new()))
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(cleared.status, 200);
+    clear_faults(&sim).await;
     wait_recording(&sim, "glitch", false).await;
     wait_for("the order to be forgotten", Duration::from_secs(10), || async {
         stored_orders(&options.store).is_empty().then_some(())

@@ -412,3 +412,18 @@ impl Drop for Receiver {
         self.task.abort();
     }
 }
+
+/// Adds a fault rule to the emulator (`POST /sim/faults`).
+pub async fn add_fault(sim: &Process, rule: Value) {
+    post_json(&format!("{}/sim/faults", sim.url), rule).await;
+}
+
+/// Clears every fault rule of the emulator (`DELETE /sim/faults`).
+pub async fn clear_faults(sim: &Process) {
+    let request = Request::builder()
+        .method(Method::DELETE)
+        .uri(format!("{}/sim/faults", sim.url))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    assert_eq!(send(request).await.status, 200, "faults cleared");
+}
