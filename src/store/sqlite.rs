@@ -63,6 +63,11 @@ CREATE TABLE IF NOT EXISTS session_links (
 const ORDER_COLUMNS: &str =
     "recording_id, channel_id, created_at, expire_time, expired_at, split_duration, split_only, metadata";
 
+/// Inserts one order; its parameters come from [`order_params`] in the same column order.
+const INSERT_ORDER: &str = "INSERT INTO orders
+    (recording_id, channel_id, created_at, expire_time, expired_at, split_duration, split_only, metadata)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+
 /// Reading connections per store.
 const READERS: usize = 3;
 
@@ -124,26 +129,9 @@ impl SqliteStore {
         self.with_connection(move |connection| {
             let transaction = connection.transaction().map_err(sql_error)?;
             {
-                let mut insert = transaction
-                    .prepare_cached(
-                        "INSERT INTO orders (recording_id, channel_id, created_at, expire_time, expired_at, split_duration, split_only, metadata)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                    )
-                    .map_err(sql_error)?;
+                let mut insert = transaction.prepare_cached(INSERT_ORDER).map_err(sql_error)?;
                 for order in &orders {
-                    let metadata = order.metadata.as_ref().map(serde_json::Value::to_string);
-                    insert
-                        .execute(params![
-                            order.recording_id,
-                            order.channel_id,
-                            order.created_at,
-                            order.expire_time,
-                            order.expired_at,
-                            order.split_duration,
-                            order.split_only,
-                            metadata
-                        ])
-                        .map_err(sql_error)?;
+                    insert.execute(order_params(order)).map_err(sql_error)?;
                 }
             }
             transaction.commit().map_err(sql_error)
@@ -240,23 +228,10 @@ impl Store for SqliteStore {
     async fn create_order(&self, order: &Order) -> Result<(), StoreError> {
         let order = order.clone();
         self.with_connection(move |connection| {
-            let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql_error)?;
+            let transaction =
+                connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql_error)?;
             drop_expired(&transaction, &order.channel_id, order.created_at).map_err(sql_error)?;
-            let metadata = order.metadata.as_ref().map(serde_json::Value::to_string);
-            let inserted = transaction.execute(
-                "INSERT INTO orders (recording_id, channel_id, created_at, expire_time, expired_at, split_duration, split_only, metadata)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![
-                    order.recording_id,
-                    order.channel_id,
-                    order.created_at,
-                    order.expire_time,
-                    order.expired_at,
-                    order.split_duration,
-                    order.split_only,
-                    metadata
-                ],
-            );
+            let inserted = transaction.execute(INSERT_ORDER, order_params(&order));
             match inserted {
                 Ok(_) => transaction.commit().map_err(sql_error),
                 Err(rusqlite::Error::SqliteFailure(failure, _))
@@ -565,6 +540,20 @@ impl Store for SqliteStore {
         })
         .await
     }
+}
+
+/// The parameters of [`INSERT_ORDER`] for `order`, metadata stored as its JSON text.
+fn order_params(order: &Order) -> impl rusqlite::Params + '_ {
+    (
+        &order.recording_id,
+        &order.channel_id,
+        order.created_at,
+        order.expire_time,
+        order.expired_at,
+        order.split_duration,
+        order.split_only,
+        order.metadata.as_ref().map(serde_json::Value::to_string),
+    )
 }
 
 #[cfg(test)]
