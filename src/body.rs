@@ -36,8 +36,12 @@ where
 ///
 /// `serde_json::Value` keeps object keys sorted, which is how Sora emits them too.
 pub fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
-    let bytes = serde_json::to_vec(value).expect("a JSON value always serialises");
-    let mut response = Response::new(full(bytes));
+    json_bytes_response(status, serde_json::to_vec(value).expect("a JSON value always serialises"))
+}
+
+/// `status` with `json` (already serialised JSON) as the body and `content-type: application/json`.
+pub fn json_bytes_response(status: StatusCode, json: impl Into<Bytes>) -> Response<Body> {
+    let mut response = Response::new(full(json));
     *response.status_mut() = status;
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response

@@ -15,11 +15,12 @@ pub mod validate;
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use serde_json::Value;
 
 use crate::app::App;
-use crate::body::{Body, BoxError, json_response};
+use crate::body::{Body, BoxError, json_bytes_response};
 use crate::error::{ShimError, legacy_error_response};
 use crate::mappings::LegacyOp;
 use crate::routing::ReplyOrigin;
@@ -44,15 +45,15 @@ where
         Err(ShimError::Internal(reason.into()))
     });
     let mut response = match outcome {
-        Ok(reply) => json_response(StatusCode::OK, &reply),
+        Ok(reply) => json_bytes_response(StatusCode::OK, reply),
         Err(error) => legacy_error_response(&error, &app.mappings.errors),
     };
     response.extensions_mut().insert(ReplyOrigin::Translated);
     response
 }
 
-/// Runs the phases for one call and returns the legacy reply body.
-pub async fn translate<B>(app: &App, request: Request<B>) -> Result<Value, ShimError>
+/// Runs the phases for one call and returns the legacy reply body, serialised.
+pub async fn translate<B>(app: &App, request: Request<B>) -> Result<Bytes, ShimError>
 where
     B: http_body::Body,
     B::Error: Into<BoxError>,
@@ -75,11 +76,13 @@ where
     let call = LegacyCall::from_json(op, json, &app.config.legacy)?;
 
     // Phases 3–5: order/store → upstream call → map reply.
-    match call {
+    let reply = match call {
         LegacyCall::Start(start) => start::start(app, start, &parts.headers).await,
         LegacyCall::Stop { channel_id } => stop::stop(app, channel_id, &parts.headers).await,
         LegacyCall::GetStarted { channel_id } => started::get_started(app, channel_id).await,
-        LegacyCall::ListStarted => started::list_started(app).await,
+        // The one reply that can be long: serialised from the orders without a JSON tree.
+        LegacyCall::ListStarted => return started::list_started(app).await,
         LegacyCall::ListArchiving => archiving::list_archiving(app, &parts.headers).await,
-    }
+    }?;
+    Ok(Bytes::from(serde_json::to_vec(&reply).expect("a JSON value always serialises")))
 }

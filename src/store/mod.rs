@@ -111,7 +111,8 @@ pub trait Store: Send + Sync + 'static {
     /// order stays, marked stopped, until [`Store::finish_stopped_order`].
     async fn stop_order(&self, channel_id: &str, now: i64) -> Result<Option<Order>, StoreError>;
 
-    /// Every active order at `now`, sorted by channel id.
+    /// Every active order at `now`, sorted by channel id, **without its metadata** (`None`): the
+    /// listing's shape, kept light because the list can be long. [`Store::active_order`] has it.
     async fn active_orders(&self, now: i64) -> Result<Vec<Order>, StoreError>;
 
     /// Records (or refreshes) that `leg.session_id` records for `leg.recording_id`; `OrderGone`

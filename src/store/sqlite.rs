@@ -63,6 +63,10 @@ CREATE TABLE IF NOT EXISTS session_links (
 const ORDER_COLUMNS: &str =
     "recording_id, channel_id, created_at, expire_time, expired_at, split_duration, split_only, metadata";
 
+/// [`ORDER_COLUMNS`] with the metadata left out (read as NULL), for long lists.
+const LISTED_COLUMNS: &str =
+    "recording_id, channel_id, created_at, expire_time, expired_at, split_duration, split_only, NULL";
+
 /// Inserts one order; its parameters come from [`order_params`] in the same column order.
 const INSERT_ORDER: &str = "INSERT INTO orders
     (recording_id, channel_id, created_at, expire_time, expired_at, split_duration, split_only, metadata)
@@ -295,7 +299,7 @@ impl Store for SqliteStore {
     async fn active_orders(&self, now: i64) -> Result<Vec<Order>, StoreError> {
         self.reading(move |connection| {
             let mut statement = connection
-                .prepare_cached(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE {ACTIVE} ORDER BY channel_id"))
+                .prepare_cached(&format!("SELECT {LISTED_COLUMNS} FROM orders WHERE {ACTIVE} ORDER BY channel_id"))
                 .map_err(sql_error)?;
             let rows = statement.query_map(rusqlite::named_params! {":now": now}, order_from_row).map_err(sql_error)?;
             rows.collect::<Result<Vec<_>, _>>().map_err(sql_error)
@@ -670,7 +674,12 @@ mod tests {
         store.create_order(&no_metadata).await.unwrap();
         drop(store);
         let reopened = SqliteStore::open(&path, Duration::from_secs(5)).unwrap();
-        assert_eq!(reopened.active_orders(1_001).await.unwrap(), vec![no_metadata, text_metadata]);
+        assert_eq!(reopened.active_order("a", 1_001).await.unwrap(), Some(no_metadata.clone()));
+        assert_eq!(reopened.active_order("b", 1_001).await.unwrap(), Some(text_metadata.clone()));
+        // The list leaves the metadata out and keeps everything else.
+        let listed = reopened.active_orders(1_001).await.unwrap();
+        text_metadata.metadata = None;
+        assert_eq!(listed, vec![no_metadata, text_metadata]);
     }
 
     fn leg(order: &Order, session: &str) -> Leg {
