@@ -15,6 +15,9 @@ use serde::{Deserialize, Serialize};
 pub const ENV_PREFIX: &str = "SORA_SHIM";
 
 /// Paths the shim serves itself; an API path must not shadow them.
+/// The largest `legacy.max_expire_time` / `max_split_duration`: ten years, far below any overflow.
+pub const MAX_LEGACY_SECONDS: u64 = 315_360_000;
+
 pub const RESERVED_PATH_PREFIXES: [&str; 5] = ["/hooks/", "/health", "/ready", "/metrics", "/shim/"];
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -486,6 +489,26 @@ impl Config {
         if let Some((key, _)) = positive.iter().find(|(_, value)| *value == 0) {
             return Err(invalid(key, "must be greater than 0"));
         }
+        for (key, value) in [
+            ("legacy.max_expire_time", self.legacy.max_expire_time),
+            ("legacy.max_split_duration", self.legacy.max_split_duration),
+        ] {
+            if value > MAX_LEGACY_SECONDS {
+                return Err(invalid(key, format!("{value} is more than ten years ({MAX_LEGACY_SECONDS} s)")));
+            }
+        }
+        let longest = self.longest_translated_call_ms();
+        if self.limits.request_timeout_ms <= longest {
+            return Err(invalid(
+                "limits.request_timeout_ms",
+                format!(
+                    "{} ms must be more than the longest a translated call may take, {longest} ms \
+                     (2 × store.busy_timeout_ms + upstream.timeout_ms, or 2 × upstream.timeout_ms): \
+                     else a call could be answered 504 and still succeed; lower those or raise this",
+                    self.limits.request_timeout_ms
+                ),
+            ));
+        }
         if let Err(error) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return Err(invalid("log.level", format!("{:?} is not a tracing filter: {error}", self.log.level)));
         }
@@ -503,6 +526,14 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The longest a translated call can run, from its own bounds: Start and Stop wait for the
+    /// store twice around one upstream call; ListArchiving makes two upstream calls.
+    pub fn longest_translated_call_ms(&self) -> u64 {
+        let store_upstream_store =
+            self.store.busy_timeout_ms.saturating_mul(2).saturating_add(self.upstream.timeout_ms);
+        store_upstream_store.max(self.upstream.timeout_ms.saturating_mul(2))
     }
 
     pub fn request_timeout(&self) -> Duration {
@@ -583,6 +614,49 @@ mod tests {
         assert_eq!(config.upstream.timeout_ms, 111);
         assert_eq!(config.limits.max_in_flight, 7);
         assert!(!config.legacy.strict);
+    }
+
+    #[test]
+    fn a_request_deadline_shorter_than_a_translated_call_is_refused() {
+        let error = Config::load(None, env(&[("SORA_SHIM__LIMITS__REQUEST_TIMEOUT_MS", "1000")]), &[]).unwrap_err();
+        let text = error.to_string();
+        assert!(text.contains("limits.request_timeout_ms") && text.contains("15000 ms"), "{text}");
+        // Lowering the bounds of the call makes the same deadline fine.
+        let config = Config::load(
+            None,
+            env(&[
+                ("SORA_SHIM__LIMITS__REQUEST_TIMEOUT_MS", "1000"),
+                ("SORA_SHIM__UPSTREAM__TIMEOUT_MS", "300"),
+                ("SORA_SHIM__STORE__BUSY_TIMEOUT_MS", "200"),
+            ]),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(config.longest_translated_call_ms(), 700);
+        // ListArchiving's two upstream calls count too.
+        let error = Config::load(
+            None,
+            env(&[
+                ("SORA_SHIM__LIMITS__REQUEST_TIMEOUT_MS", "1000"),
+                ("SORA_SHIM__UPSTREAM__TIMEOUT_MS", "500"),
+                ("SORA_SHIM__STORE__BUSY_TIMEOUT_MS", "10"),
+            ]),
+            &[],
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("1000 ms"), "{error}");
+    }
+
+    #[test]
+    fn legacy_maxima_are_bounded() {
+        let error = Config::load(None, env(&[("SORA_SHIM__LEGACY__MAX_EXPIRE_TIME", "18446744073709551615")]), &[])
+            .unwrap_err();
+        assert!(error.to_string().contains("legacy.max_expire_time"), "{error}");
+        let error =
+            Config::load(None, env(&[("SORA_SHIM__LEGACY__MAX_SPLIT_DURATION", "315360001")]), &[]).unwrap_err();
+        assert!(error.to_string().contains("legacy.max_split_duration"), "{error}");
+        let config = Config::load(None, env(&[("SORA_SHIM__LEGACY__MAX_EXPIRE_TIME", "315360000")]), &[]).unwrap();
+        assert_eq!(config.legacy.max_expire_time, MAX_LEGACY_SECONDS);
     }
 
     #[test]

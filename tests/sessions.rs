@@ -191,6 +191,32 @@ async fn reconciler_stops_a_recording_whose_order_was_stopped_while_the_upstream
 }
 
 #[tokio::test]
+async fn reject_mode_stops_a_recording_that_a_timed_out_start_began_late() {
+    let (sim, shim, options) = start_pair(|o| {
+        webhook_only(o)
+            .env("SORA_SHIM__LEGACY__ON_UPSTREAM_FAILURE", "reject")
+            .env("SORA_SHIM__UPSTREAM__TIMEOUT_MS", "300")
+    })
+    .await;
+    connect(&sim, "late").await;
+    // Sora takes 1.5 s to start: the client is told 504 after 0.3 s, but the recording begins after all.
+    add_fault(&sim, json!({"target": "Sora_20231220.StartRecording", "latency_ms": 1500, "times": 1})).await;
+    api(&shim.url, START, json!({"channel_id": "late", "expire_time": 0}))
+        .await
+        .assert_legacy_error(504, "UPSTREAM-TIMEOUT");
+    assert!(stored_orders(&options.store).is_empty(), "a refused Start keeps no order");
+    let recording = wait_for("the late recording to begin", Duration::from_secs(10), || async {
+        recordings_of(&sim, "late").await.into_iter().next()
+    })
+    .await;
+    assert!(recording["recording_id"].is_string());
+    // ... and the shim stops it again: no recording stays that no order covers.
+    wait_recording(&sim, "late", false).await;
+    assert_eq!(recordings_of(&sim, "late").await[0]["end_reason"], "stopped");
+    api(&shim.url, GET_STARTED, json!({"channel_id": "late"})).await.assert_legacy_error(400, "NOT-STARTED-RECORDING");
+}
+
+#[tokio::test]
 async fn reconciler_never_touches_recordings_it_did_not_start() {
     let (sim, shim, _) = start_pair(fast_reconciler).await;
     connect(&sim, "native").await;

@@ -53,7 +53,7 @@ where
 }
 
 /// Runs the phases for one call and returns the legacy reply body, serialised.
-pub async fn translate<B>(app: &App, request: Request<B>) -> Result<Bytes, ShimError>
+pub async fn translate<B>(app: &Arc<App>, request: Request<B>) -> Result<Bytes, ShimError>
 where
     B: http_body::Body,
     B::Error: Into<BoxError>,

@@ -1,6 +1,9 @@
 //! StartRecording: store the order durably, then ask the upstream to record the channel's
 //! current session. No session yet is fine: the order stays armed for the next session.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use http::{HeaderMap, StatusCode};
 use serde_json::{Map, Value, json};
 
@@ -13,8 +16,23 @@ use crate::error::ShimError;
 use crate::mappings::UpstreamErrorClass;
 use crate::store::{Leg, Order, StoreError};
 
+/// How long the upstream Start of a call already answered 504 (`on_upstream_failure = "reject"`)
+/// is still awaited, so that a recording it begins after all can be stopped again.
+const LATE_START_WATCH: Duration = Duration::from_secs(60);
+
+/// What an upstream Start did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Started {
+    /// The session records now (a 200).
+    Recording,
+    /// No session yet: the order is armed for the next one.
+    Armed,
+    /// The session already recorded (the session webhook got there first).
+    AlreadyRecording,
+}
+
 /// Runs the order/store, upstream-call and map-reply phases of a StartRecording.
-pub async fn start(app: &App, request: StartRequest, caller_headers: &HeaderMap) -> Result<Value, ShimError> {
+pub async fn start(app: &Arc<App>, request: StartRequest, caller_headers: &HeaderMap) -> Result<Value, ShimError> {
     let now = now_secs();
     let order = Order {
         recording_id: ulid::Ulid::generate().to_string(),
@@ -31,7 +49,11 @@ pub async fn start(app: &App, request: StartRequest, caller_headers: &HeaderMap)
     app.store.create_order(&order).await?;
 
     // Upstream call.
-    if let Err(error) = start_upstream(app, &order, now, caller_headers).await {
+    let outcome = match app.config.legacy.on_upstream_failure {
+        OnUpstreamFailure::Accept => start_upstream(app, &order, now, caller_headers).await,
+        OnUpstreamFailure::Reject => start_or_watch(app, &order, now, caller_headers).await,
+    };
+    if let Err(error) = outcome {
         let keep = matches!(error, ShimError::UpstreamUnavailable(_) | ShimError::UpstreamTimeout(_))
             && app.config.legacy.on_upstream_failure == OnUpstreamFailure::Accept;
         if keep {
@@ -69,14 +91,70 @@ pub async fn start(app: &App, request: StartRequest, caller_headers: &HeaderMap)
     Ok(Value::Object(reply))
 }
 
+/// The upstream Start under `on_upstream_failure = "reject"`: the client waits the upstream
+/// timeout, as for any call, and is then answered 504 with no order kept. The call itself goes
+/// on (up to [`LATE_START_WATCH`]): an upstream that starts recording after all has it stopped
+/// again, so a refused Start never leaves a recording that no order covers.
+async fn start_or_watch(app: &Arc<App>, order: &Order, now: i64, caller_headers: &HeaderMap) -> Result<(), ShimError> {
+    let timeout = app.upstream.timeout();
+    let mut call = tokio::spawn({
+        let (app, order, headers) = (Arc::clone(app), order.clone(), caller_headers.clone());
+        async move { start_upstream_within(&app, &order, now, &headers, LATE_START_WATCH.max(timeout)).await }
+    });
+    match tokio::time::timeout(timeout, &mut call).await {
+        Ok(joined) => joined.map_err(|error| ShimError::Internal(format!("upstream start task: {error}")))?.map(drop),
+        Err(_) => {
+            let (late_app, channel_id, headers) = (Arc::clone(app), order.channel_id.clone(), caller_headers.clone());
+            tokio::spawn(async move {
+                let app = late_app;
+                match call.await {
+                    Ok(Ok(Started::Recording)) => {
+                        // A new order on the channel (the client retried) owns the recording now.
+                        if matches!(app.store.active_order(&channel_id, now_secs()).await, Ok(None)) {
+                            tracing::warn!(%channel_id, "a Start answered 504 began recording late upstream; stopping it");
+                            if let Err(error) = stop_upstream(&app, &channel_id, &headers).await {
+                                tracing::warn!(%channel_id, %error, "could not stop a late-started recording");
+                            }
+                        }
+                    }
+                    Ok(Ok(_)) => {}
+                    Ok(Err(error)) => {
+                        tracing::warn!(%channel_id, %error, "the upstream start of a Start answered 504 did not finish")
+                    }
+                    Err(error) => {
+                        tracing::warn!(%channel_id, %error, "the upstream start task of a Start answered 504 failed")
+                    }
+                }
+            });
+            Err(ShimError::UpstreamTimeout(format!(
+                "{} took longer than {timeout:?}",
+                app.mappings.upstream.targets.start_recording
+            )))
+        }
+    }
+}
+
 /// Asks the upstream to record the channel's session now, recording a leg when it does. `Ok`
 /// covers "recording" and "no session yet" (armed); an error means the order must not stand (or,
 /// for unavailability, depends on `on_upstream_failure`). The reconciler uses it too.
 pub async fn start_upstream(app: &App, order: &Order, now: i64, caller_headers: &HeaderMap) -> Result<(), ShimError> {
+    start_upstream_within(app, order, now, caller_headers, app.upstream.timeout()).await.map(drop)
+}
+
+/// [`start_upstream`] with its own deadline for the upstream call, saying what it did.
+async fn start_upstream_within(
+    app: &App,
+    order: &Order,
+    now: i64,
+    caller_headers: &HeaderMap,
+    deadline: Duration,
+) -> Result<Started, ShimError> {
     let upstream = &app.mappings.upstream;
     let body = start_request(order, now, &upstream.recording.format);
-    let reply =
-        app.upstream.call_json("start_recording", &upstream.targets.start_recording, &body, caller_headers).await?;
+    let reply = app
+        .upstream
+        .call_json_within("start_recording", &upstream.targets.start_recording, &body, caller_headers, deadline)
+        .await?;
     if reply.status == StatusCode::OK {
         // The upstream records now, whatever its body says; an unreadable body only costs the leg.
         let json = reply.json().unwrap_or_else(|error| {
@@ -111,7 +189,7 @@ pub async fn start_upstream(app: &App, order: &Order, now: i64, caller_headers: 
                 }
             }
         }
-        return Ok(());
+        return Ok(Started::Recording);
     }
     if reply.status.is_server_error() {
         // 5xx: the upstream is there but cannot serve now; as good as unreachable.
@@ -125,9 +203,9 @@ pub async fn start_upstream(app: &App, order: &Order, now: i64, caller_headers: 
     match reply.error_type().and_then(|name| upstream.classify(&name)) {
         Some(UpstreamErrorClass::NoSession) => {
             tracing::debug!(channel_id = %order.channel_id, "no session yet; the order is armed");
-            Ok(())
+            Ok(Started::Armed)
         }
-        Some(UpstreamErrorClass::AlreadyRecording) => Ok(()),
+        Some(UpstreamErrorClass::AlreadyRecording) => Ok(Started::AlreadyRecording),
         Some(UpstreamErrorClass::ClusterMinority) => Err(ShimError::NotClusterMajority),
         Some(UpstreamErrorClass::NotRecording) | None => {
             app.metrics.upstream_error("start_recording", "error");

@@ -154,6 +154,23 @@ impl Upstream {
         body: &Value,
         caller_headers: &HeaderMap,
     ) -> Result<UpstreamReply, ShimError> {
+        self.call_json_within(call, target, body, caller_headers, self.timeout).await
+    }
+
+    /// The upstream timeout of every call the shim makes itself.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// [`Upstream::call_json`] with its own `deadline` instead of the upstream timeout.
+    pub async fn call_json_within(
+        &self,
+        call: &'static str,
+        target: &str,
+        body: &Value,
+        caller_headers: &HeaderMap,
+        deadline: Duration,
+    ) -> Result<UpstreamReply, ShimError> {
         let mut request = Request::new(full(body.to_string()));
         *request.method_mut() = Method::POST;
         *request.uri_mut() = self.uri_for(None);
@@ -176,9 +193,9 @@ impl Upstream {
             Ok(UpstreamReply { status, body })
         };
         let bounded = async {
-            match tokio::time::timeout(self.timeout, exchange).await {
+            match tokio::time::timeout(deadline, exchange).await {
                 Ok(result) => result,
-                Err(_) => Err(ShimError::UpstreamTimeout(format!("{target} took longer than {:?}", self.timeout))),
+                Err(_) => Err(ShimError::UpstreamTimeout(format!("{target} took longer than {deadline:?}"))),
             }
         };
         let result = self.timed(call, bounded).await;
