@@ -20,10 +20,10 @@ use serde_json::Value;
 
 use crate::app::{App, now_secs};
 use crate::error::ShimError;
-use crate::legacy::archiving::array_reply;
+use crate::legacy::archiving::{array_reply, unix_seconds};
 use crate::legacy::start::start_upstream;
 use crate::legacy::stop::stop_upstream;
-use crate::store::{Leg, OpenLeg};
+use crate::store::{Leg, OpenLeg, StoppedOrder};
 
 /// What one pass did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -88,6 +88,8 @@ struct LiveSession {
     channel_id: String,
     /// The upstream id of the recording running now, `Some("")` when it records without saying.
     recording: Option<String>,
+    /// When that recording began (Unix seconds), when the upstream says.
+    recording_started: Option<i64>,
 }
 
 /// One reconciliation pass.
@@ -106,11 +108,12 @@ pub async fn pass(app: &App, memory: &mut Memory) -> Result<Pass, ShimError> {
         .filter_map(|session| {
             let session_id = session.get("session_id")?.as_str()?.to_owned();
             let channel_id = session.get("channel_id")?.as_str()?.to_owned();
-            let recording = session
-                .get("recording")
-                .filter(|value| value.is_object())
+            let recording = session.get("recording").filter(|value| value.is_object());
+            let recording_started =
+                recording.and_then(|recording| recording.get("start_timestamp")).and_then(unix_seconds);
+            let recording = recording
                 .map(|recording| recording.get("recording_id").and_then(Value::as_str).unwrap_or_default().to_owned());
-            Some((session_id, LiveSession { channel_id, recording }))
+            Some((session_id, LiveSession { channel_id, recording, recording_started }))
         })
         .collect();
     let open = app.store.open_legs().await?;
@@ -157,27 +160,23 @@ pub async fn pass(app: &App, memory: &mut Memory) -> Result<Pass, ShimError> {
         }
     }
 
-    // Stopped orders: stop what still records on their channel, then forget them. A recording
-    // the shim started (a leg) or, for an order without any leg, whatever records on the channel.
-    for (recording_id, channel_id) in app.store.stopped_orders().await? {
-        let legs: Vec<_> = open.iter().filter(|leg| leg.leg.recording_id == recording_id).collect();
-        let recording_here = sessions.iter().any(|(session_id, session)| {
-            session.channel_id == channel_id
-                && session.recording.is_some()
-                && (legs.is_empty() || legs.iter().any(|leg| leg.leg.session_id == *session_id && ours(leg, session)))
-        });
+    // Stopped orders: stop what still records for them, then forget them.
+    for stopped in app.store.stopped_orders().await? {
+        let StoppedOrder { recording_id, channel_id, .. } = &stopped;
+        let recording_here =
+            sessions.iter().any(|(session_id, session)| records_for_stopped(&stopped, session_id, session, &open));
         let key = format!("stopped:{recording_id}");
         if recording_here {
             memory.seen(&key);
-            if let Err(error) = stop_upstream(app, &channel_id, &no_headers).await {
+            if let Err(error) = stop_upstream(app, channel_id, &no_headers).await {
                 tracing::warn!(%channel_id, %error, "reconciler could not stop a recording");
                 continue;
             }
             tracing::info!(%channel_id, %recording_id, "reconciler stopped the recording of a stopped order");
             done.stopped += 1;
-            app.store.finish_stopped_order(&recording_id, now).await?;
+            app.store.finish_stopped_order(recording_id, now).await?;
         } else if memory.missed(&key) {
-            app.store.finish_stopped_order(&recording_id, now).await?;
+            app.store.finish_stopped_order(recording_id, now).await?;
             memory.seen(&key);
         }
     }
@@ -205,11 +204,79 @@ pub async fn pass(app: &App, memory: &mut Memory) -> Result<Pass, ShimError> {
     Ok(done)
 }
 
+/// Whether the recording running in `session` may still be one the shim started for the
+/// `stopped` order. With legs: the one a leg of it names. Without any (its leg write was lost, or
+/// an upstream start's outcome was never known): a recording on its channel that no other order's
+/// leg claims and that began before the second of the Stop — one begun since is a new order's or a
+/// native one, never this order's.
+fn records_for_stopped(stopped: &StoppedOrder, session_id: &str, session: &LiveSession, open: &[OpenLeg]) -> bool {
+    if session.channel_id != stopped.channel_id || session.recording.is_none() {
+        return false;
+    }
+    let mut legs = open.iter().filter(|leg| leg.leg.recording_id == stopped.recording_id).peekable();
+    if legs.peek().is_some() {
+        return legs.any(|leg| leg.leg.session_id == session_id && ours(leg, session));
+    }
+    let claimed = open.iter().any(|leg| leg.leg.session_id == session_id && !leg.order_stopped && ours(leg, session));
+    let began_before_stop = session.recording_started.is_none_or(|started| started < stopped.stopped_at);
+    !claimed && began_before_stop
+}
+
 /// Whether the recording running in `session` is the one the shim started for `leg`: a native
 /// recording begun since (a different upstream id) is not the shim's to stop.
 fn ours(leg: &OpenLeg, session: &LiveSession) -> bool {
     match (&leg.leg.upstream_recording_id, &session.recording) {
         (Some(started), Some(running)) if !running.is_empty() => started == running,
         _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stopped() -> StoppedOrder {
+        StoppedOrder { recording_id: "A".into(), channel_id: "c".into(), stopped_at: 1_000 }
+    }
+
+    fn session(started: Option<i64>) -> LiveSession {
+        LiveSession { channel_id: "c".into(), recording: Some("U1".into()), recording_started: started }
+    }
+
+    fn open_leg(recording_id: &str, session_id: &str, order_stopped: bool) -> OpenLeg {
+        OpenLeg {
+            leg: Leg {
+                recording_id: recording_id.into(),
+                session_id: session_id.into(),
+                upstream_recording_id: Some("U1".into()),
+                started_at: 900,
+                ended_at: None,
+            },
+            channel_id: "c".into(),
+            order_stopped,
+        }
+    }
+
+    #[test]
+    fn a_legless_stopped_order_claims_only_unclaimed_recordings_begun_before_its_stop() {
+        assert!(records_for_stopped(&stopped(), "S", &session(Some(999)), &[]));
+        assert!(records_for_stopped(&stopped(), "S", &session(None), &[]), "no start time: may be its own");
+        assert!(!records_for_stopped(&stopped(), "S", &session(Some(1_000)), &[]), "begun in the second of the Stop");
+        assert!(!records_for_stopped(&stopped(), "S", &session(Some(1_005)), &[]), "begun after the Stop");
+        let other = [open_leg("B", "S", false)];
+        assert!(!records_for_stopped(&stopped(), "S", &session(Some(999)), &other), "another order's recording");
+        let elsewhere = LiveSession { channel_id: "d".into(), ..session(Some(999)) };
+        assert!(!records_for_stopped(&stopped(), "S", &elsewhere, &[]));
+        let idle = LiveSession { recording: None, ..session(Some(999)) };
+        assert!(!records_for_stopped(&stopped(), "S", &idle, &[]));
+    }
+
+    #[test]
+    fn a_stopped_order_with_legs_claims_what_its_legs_name() {
+        let legs = [open_leg("A", "S", true)];
+        assert!(records_for_stopped(&stopped(), "S", &session(Some(1_005)), &legs));
+        assert!(!records_for_stopped(&stopped(), "T", &session(Some(999)), &legs));
+        let native = LiveSession { recording: Some("U2".into()), ..session(Some(999)) };
+        assert!(!records_for_stopped(&stopped(), "S", &native, &legs), "a native recording begun since");
     }
 }

@@ -217,6 +217,44 @@ async fn reject_mode_stops_a_recording_that_a_timed_out_start_began_late() {
 }
 
 #[tokio::test]
+async fn a_stopped_order_without_a_leg_leaves_later_recordings_on_its_channel_alone() {
+    let (sim, shim, options) = start_pair(fast_reconciler).await;
+    // Order A never recorded (nobody joined); its Stop's upstream call is lost.
+    let first = api(&shim.url, START, json!({"channel_id": "again", "expire_time": 0})).await.json();
+    add_fault(&sim, json!({"target": "Sora_20231220.StopRecording", "drop": true, "times": 1})).await;
+    assert_eq!(api(&shim.url, STOP, json!({"channel_id": "again"})).await.status, 200);
+    // Order B on the same channel, then a session: it records for B.
+    let second = api(&shim.url, START, json!({"channel_id": "again", "expire_time": 0})).await.json();
+    assert_ne!(first["recording_id"], second["recording_id"]);
+    connect(&sim, "again").await;
+    wait_recording(&sim, "again", true).await;
+    // A native recording on another channel whose legacy order was stopped the same way.
+    api(&shim.url, START, json!({"channel_id": "mixed", "expire_time": 0})).await;
+    add_fault(&sim, json!({"target": "Sora_20231220.StopRecording", "drop": true, "times": 1})).await;
+    assert_eq!(api(&shim.url, STOP, json!({"channel_id": "mixed"})).await.status, 200);
+    connect(&sim, "mixed").await;
+    let native = post(&shim.url, "/", Some("Sora_20231220.StartRecording"), r#"{"channel_id":"mixed"}"#, &[]).await;
+    assert_eq!(native.status, 200, "{}", native.text());
+
+    // The reconciler forgets both stopped orders (nothing of theirs records) ...
+    wait_for("the stopped orders to be forgotten", Duration::from_secs(10), || async {
+        let orders = stored_orders(&options.store);
+        (orders.len() == 1 && orders[0].0 == second["recording_id"]).then_some(())
+    })
+    .await;
+    // ... and never stopped B's recording or the native one.
+    for channel in ["again", "mixed"] {
+        let recordings = recordings_of(&sim, channel).await;
+        assert_eq!(recordings.len(), 1, "{channel}: {recordings:?}");
+        assert!(recordings[0]["end_reason"].is_null(), "{channel}: {recordings:?}");
+    }
+    assert_eq!(
+        api(&shim.url, GET_STARTED, json!({"channel_id": "again"})).await.json()["recording_id"],
+        second["recording_id"]
+    );
+}
+
+#[tokio::test]
 async fn reconciler_never_touches_recordings_it_did_not_start() {
     let (sim, shim, _) = start_pair(fast_reconciler).await;
     connect(&sim, "native").await;

@@ -16,8 +16,8 @@ use crate::error::ShimError;
 use crate::mappings::UpstreamErrorClass;
 use crate::store::{Leg, Order, StoreError};
 
-/// How long the upstream Start of a call already answered 504 (`on_upstream_failure = "reject"`)
-/// is still awaited, so that a recording it begins after all can be stopped again.
+/// How long the upstream Start of a call whose upstream timeout passed is still awaited, so that
+/// a recording it begins after all is tied to its order, or stopped when no order stands.
 const LATE_START_WATCH: Duration = Duration::from_secs(60);
 
 /// What an upstream Start did.
@@ -49,11 +49,7 @@ pub async fn start(app: &Arc<App>, request: StartRequest, caller_headers: &Heade
     app.store.create_order(&order).await?;
 
     // Upstream call.
-    let outcome = match app.config.legacy.on_upstream_failure {
-        OnUpstreamFailure::Accept => start_upstream(app, &order, now, caller_headers).await,
-        OnUpstreamFailure::Reject => start_or_watch(app, &order, now, caller_headers).await,
-    };
-    if let Err(error) = outcome {
+    if let Err(error) = start_or_watch(app, &order, now, caller_headers).await {
         let keep = matches!(error, ShimError::UpstreamUnavailable(_) | ShimError::UpstreamTimeout(_))
             && app.config.legacy.on_upstream_failure == OnUpstreamFailure::Accept;
         if keep {
@@ -91,10 +87,11 @@ pub async fn start(app: &Arc<App>, request: StartRequest, caller_headers: &Heade
     Ok(Value::Object(reply))
 }
 
-/// The upstream Start under `on_upstream_failure = "reject"`: the client waits the upstream
-/// timeout, as for any call, and is then answered 504 with no order kept. The call itself goes
-/// on (up to [`LATE_START_WATCH`]): an upstream that starts recording after all has it stopped
-/// again, so a refused Start never leaves a recording that no order covers.
+/// The upstream Start of a legacy Start: the client waits the upstream timeout, as for any call
+/// (then the order is kept or withdrawn by `on_upstream_failure`). The call itself goes on, up to
+/// [`LATE_START_WATCH`]: a recording the upstream begins late gets its leg when the order still
+/// stands, and is stopped again when none does (withdrawn by `reject`, or stopped meanwhile), so
+/// a Start never leaves a recording that no order covers.
 async fn start_or_watch(app: &Arc<App>, order: &Order, now: i64, caller_headers: &HeaderMap) -> Result<(), ShimError> {
     let timeout = app.upstream.timeout();
     let mut call = tokio::spawn({
@@ -111,7 +108,7 @@ async fn start_or_watch(app: &Arc<App>, order: &Order, now: i64, caller_headers:
                     Ok(Ok(Started::Recording)) => {
                         // A new order on the channel (the client retried) owns the recording now.
                         if matches!(app.store.active_order(&channel_id, now_secs()).await, Ok(None)) {
-                            tracing::warn!(%channel_id, "a Start answered 504 began recording late upstream; stopping it");
+                            tracing::warn!(%channel_id, "a timed-out Start began recording late upstream with no order standing; stopping it");
                             if let Err(error) = stop_upstream(&app, &channel_id, &headers).await {
                                 tracing::warn!(%channel_id, %error, "could not stop a late-started recording");
                             }
@@ -119,10 +116,10 @@ async fn start_or_watch(app: &Arc<App>, order: &Order, now: i64, caller_headers:
                     }
                     Ok(Ok(_)) => {}
                     Ok(Err(error)) => {
-                        tracing::warn!(%channel_id, %error, "the upstream start of a Start answered 504 did not finish")
+                        tracing::warn!(%channel_id, %error, "the timed-out upstream start did not finish")
                     }
                     Err(error) => {
-                        tracing::warn!(%channel_id, %error, "the upstream start task of a Start answered 504 failed")
+                        tracing::warn!(%channel_id, %error, "the timed-out upstream start task failed")
                     }
                 }
             });

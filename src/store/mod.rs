@@ -72,6 +72,15 @@ pub struct StoreStats {
     pub open_legs: i64,
 }
 
+/// A stopped order still waiting for the upstream to be known to record nothing for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoppedOrder {
+    pub recording_id: String,
+    pub channel_id: String,
+    /// When Stop took it (Unix seconds).
+    pub stopped_at: i64,
+}
+
 /// An open leg with what the reconciler needs to know about its order.
 #[derive(Clone, Debug, PartialEq)]
 pub struct OpenLeg {
@@ -139,9 +148,9 @@ pub trait Store: Send + Sync + 'static {
         upstream_recording_id: Option<&str>,
     ) -> Result<Option<SessionMapping>, StoreError>;
 
-    /// Stopped orders still waiting for the upstream to be known to record nothing for them:
-    /// `(recording_id, channel_id)`, oldest stop first.
-    async fn stopped_orders(&self) -> Result<Vec<(String, String)>, StoreError>;
+    /// Stopped orders still waiting for the upstream to be known to record nothing for them,
+    /// oldest stop first.
+    async fn stopped_orders(&self) -> Result<Vec<StoppedOrder>, StoreError>;
 
     /// Remembers that the operator's own session hook decided `recording` for this session, so
     /// the reconciler leaves it alone.

@@ -14,7 +14,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
-use super::{Leg, MAPPING_RETENTION_SECS, OpenLeg, Order, SessionMapping, Store, StoreError, StoreStats};
+use super::{Leg, MAPPING_RETENTION_SECS, OpenLeg, Order, SessionMapping, StoppedOrder, Store, StoreError, StoreStats};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS orders (
@@ -461,14 +461,18 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn stopped_orders(&self) -> Result<Vec<(String, String)>, StoreError> {
+    async fn stopped_orders(&self) -> Result<Vec<StoppedOrder>, StoreError> {
         self.reading(move |connection| {
             let mut statement = connection
                 .prepare_cached(
-                    "SELECT recording_id, channel_id FROM orders WHERE stopped_at IS NOT NULL ORDER BY stopped_at",
+                    "SELECT recording_id, channel_id, stopped_at FROM orders WHERE stopped_at IS NOT NULL ORDER BY stopped_at",
                 )
                 .map_err(sql_error)?;
-            let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?))).map_err(sql_error)?;
+            let rows = statement
+                .query_map([], |row| {
+                    Ok(StoppedOrder { recording_id: row.get(0)?, channel_id: row.get(1)?, stopped_at: row.get(2)? })
+                })
+                .map_err(sql_error)?;
             rows.collect::<Result<Vec<_>, _>>().map_err(sql_error)
         })
         .await
