@@ -445,6 +445,34 @@ impl UpstreamMappings {
                 return Err(format!("{key}: must not be empty"));
             }
         }
+        // Names that share one object (or one field) must differ, or one would shadow another.
+        let groups: [&[&str]; 5] = [
+            &["start_reply.recording_id", "start_reply.session_id"],
+            &["session_webhook.type", "session_webhook.channel_id", "session_webhook.session_id"],
+            &["session_webhook.created", "session_webhook.destroyed"],
+            &[
+                "session_webhook.reply_recording",
+                "session_webhook.reply_expire_time",
+                "session_webhook.reply_split_only",
+                "session_webhook.reply_split_duration",
+                "session_webhook.reply_metadata",
+                "session_webhook.reply_format",
+            ],
+            &[
+                "event_webhook.type",
+                "event_webhook.session_id",
+                "event_webhook.recording_id",
+                "event_webhook.recording_metadata",
+            ],
+        ];
+        let value_of = |name: &str| keys.iter().find(|(key, _)| *key == name).map(|(_, value)| value.as_str());
+        for group in groups {
+            for (position, first) in group.iter().enumerate() {
+                if let Some(second) = group[position + 1..].iter().find(|second| value_of(second) == value_of(first)) {
+                    return Err(format!("{second}: {:?} is also {first}", value_of(second).unwrap_or_default()));
+                }
+            }
+        }
         if file.event_webhook.recording_events.iter().any(|name| name.trim().is_empty()) {
             return Err("event_webhook.recording_events: empty event name".to_owned());
         }
@@ -474,6 +502,19 @@ mod tests {
         assert!(texts[file_index].contains(from), "fixture text {from:?} not found");
         texts[file_index] = texts[file_index].replacen(from, to, 1);
         Mappings::from_texts([(LEGACY_FILE, &texts[0]), (ERRORS_FILE, &texts[1]), (UPSTREAM_FILE, &texts[2])])
+    }
+
+    #[test]
+    fn names_sharing_one_object_must_differ() {
+        let error = with_replaced(2, r#"reply_format = "format""#, r#"reply_format = "recording""#).unwrap_err();
+        let text = error.to_string();
+        assert!(text.contains("session_webhook.reply_format") && text.contains("reply_recording"), "{text}");
+        let error =
+            with_replaced(2, r#"destroyed = "session.destroyed""#, r#"destroyed = "session.created""#).unwrap_err();
+        assert!(error.to_string().contains("session_webhook.destroyed"), "{error}");
+        let error = with_replaced(2, r#"recording_metadata = "recording_metadata""#, r#"recording_metadata = "type""#)
+            .unwrap_err();
+        assert!(error.to_string().contains("event_webhook.recording_metadata"), "{error}");
     }
 
     #[test]

@@ -226,3 +226,45 @@ async fn bad_input_never_panics_never_answers_non_json_and_never_half_writes() {
     assert_eq!(listed[0]["channel_id"], "existing");
     assert!(!shim.log_text().contains("panicked"), "{}", shim.log_text());
 }
+
+#[tokio::test]
+async fn a_list_call_whose_ignored_body_arrives_late_still_gets_its_whole_reply() {
+    let sim = start_sim(&[]);
+    let options = ShimOptions::new(&sim.url);
+    // Enough orders for a reply far larger than the socket buffers (about 400 KB).
+    let store = sora_legacy_shim::store::sqlite::SqliteStore::open(&options.store, Duration::from_secs(5)).unwrap();
+    let now = sora_legacy_shim::app::now_secs();
+    let orders = (0..3_000)
+        .map(|i| sora_legacy_shim::store::Order {
+            recording_id: ulid::Ulid::generate().to_string(),
+            channel_id: format!("channel-{i:05}"),
+            created_at: now,
+            expire_time: 0,
+            expired_at: now,
+            split_duration: None,
+            split_only: false,
+            metadata: None,
+        })
+        .collect();
+    store.insert_many(orders).await.unwrap();
+    drop(store);
+    let shim = start_shim(&options);
+
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: x\r\nx-sora-target: {LIST_STARTED}\r\nContent-Length: 18\r\nConnection: close\r\n\r\n"
+    );
+    let mut stream = std::net::TcpStream::connect(shim.addr()).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    std::io::Write::write_all(&mut stream, head.as_bytes()).unwrap();
+    // The body comes after the head, as a slow client sends it: the scenario itself, not a wait.
+    std::thread::sleep(Duration::from_millis(50));
+    std::io::Write::write_all(&mut stream, br#"{"channel_id":"x"}"#).unwrap();
+    let mut raw = Vec::new();
+    let read = std::io::Read::read_to_end(&mut stream, &mut raw);
+    assert!(read.is_ok(), "the reply was cut off after {} bytes: {read:?}", raw.len());
+    let text = String::from_utf8(raw).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+    let listed: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 3_000);
+}

@@ -211,6 +211,11 @@ async fn case_08_routing_headers_reach_the_upstream_on_every_kind_of_call() {
     assert_eq!(passthrough.status, 200);
     let listed = journal(&sim, "Sora_20231220.ListSessions").await;
     assert_eq!(header_of(listed.last().unwrap(), "x-sora-release-channel").as_deref(), Some("canary"));
+    // The request id reaches the upstream even when the client names it in `Connection`.
+    let named = [("x-request-id", "trace-42"), ("connection", "x-request-id")];
+    assert_eq!(post(&shim.url, "/", Some("Sora_20231220.ListSessions"), "{}", &named).await.status, 200);
+    let listed = journal(&sim, "Sora_20231220.ListSessions").await;
+    assert_eq!(header_of(listed.last().unwrap(), "x-request-id").as_deref(), Some("trace-42"));
 }
 
 #[tokio::test]

@@ -64,13 +64,11 @@ where
         .get::<LegacyOp>()
         .ok_or_else(|| ShimError::Internal("translated request without an operation".into()))?;
 
-    // Phase 1: parse.
-    let json = if LegacyCall::takes_body(op) {
-        let bytes = parse::read_body(body, app.config.limits.max_body_bytes).await?;
-        parse::parse_json(&bytes)?
-    } else {
-        Value::Object(serde_json::Map::new())
-    };
+    // Phase 1: parse. List calls ignore their body, but it is still read (within the limit): a
+    // reply sent over an unread body can be cut off by the connection's reset.
+    let bytes = parse::read_body(body, app.config.limits.max_body_bytes).await?;
+    let json =
+        if LegacyCall::takes_body(op) { parse::parse_json(&bytes)? } else { Value::Object(serde_json::Map::new()) };
 
     // Phase 2: validate.
     let call = LegacyCall::from_json(op, json, &app.config.legacy)?;

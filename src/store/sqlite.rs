@@ -525,6 +525,11 @@ impl Store for SqliteStore {
         self.with_connection(|connection| {
             let transaction =
                 connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql_error)?;
+            // Taking the lock is not enough: a read-only file grants it too. A real row write
+            // (rolled back, so nothing stays) fails there the way an order's write would.
+            transaction
+                .execute("INSERT OR REPLACE INTO vetoed_sessions (session_id, vetoed_at) VALUES ('', 0)", [])
+                .map_err(sql_error)?;
             transaction.rollback().map_err(sql_error)
         })
         .await
@@ -796,6 +801,13 @@ mod tests {
         locker.execute_batch("BEGIN EXCLUSIVE").unwrap();
         let short = SqliteStore::open(&path, Duration::from_millis(50)).unwrap();
         assert!(matches!(short.check_writable().await, Err(StoreError::Unavailable(_))));
+        drop(locker);
+        // A store that grants the write lock but refuses writes (as a read-only file does).
+        short.check_writable().await.unwrap();
+        short.writer.lock().await.execute_batch("PRAGMA query_only = ON").unwrap();
+        let error = short.check_writable().await.unwrap_err();
+        assert!(error.to_string().contains("readonly"), "{error}");
+        assert!(!short.is_vetoed("").await.unwrap(), "the probe row never stays");
     }
 
     #[tokio::test]

@@ -12,6 +12,8 @@ use crate::error::legacy_error_response;
 use crate::mappings::ErrorNames;
 use crate::routing::ReplyOrigin;
 
+const REQUEST_ID: &str = "x-request-id";
+
 /// Sends one request to the upstream as it came and streams the answer back.
 pub async fn forward<B>(upstream: &Upstream, names: &ErrorNames, request: Request<B>) -> Response<Body>
 where
@@ -20,7 +22,12 @@ where
 {
     let (mut parts, body) = request.into_parts();
     parts.uri = upstream.uri_for(parts.uri.path_and_query());
+    // The request id travels on even when a `Connection` header names it hop-by-hop.
+    let request_id = parts.headers.get(REQUEST_ID).cloned();
     strip_hop_by_hop(&mut parts.headers);
+    if let Some(request_id) = request_id {
+        parts.headers.insert(REQUEST_ID, request_id);
+    }
     // The client sets Host from the upstream URI.
     parts.headers.remove(header::HOST);
     let outgoing = Request::from_parts(parts, body.map_err(Into::into).boxed_unsync());
