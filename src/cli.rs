@@ -60,8 +60,9 @@ enum Command {
     },
     /// GET a URL and exit 0 on a 2xx answer (container health checks; no curl needed).
     Healthcheck {
-        #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:3000/health")]
-        url: String,
+        /// Default: /health on the configured `listen` address (0.0.0.0 and [::] asked on loopback).
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
     },
 }
 
@@ -70,7 +71,8 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // A health check only asks a URL: it must not fail on the configuration of this host.
     if let Some(Command::Healthcheck { url }) = &cli.command {
-        return block_on(healthcheck(url.clone()));
+        let url = url.clone().unwrap_or_else(|| health_url(&cli));
+        return block_on(healthcheck(url));
     }
     let config = match load_config(&cli) {
         Ok(config) => config,
@@ -89,7 +91,7 @@ pub fn main() -> ExitCode {
     match cli.command.clone().unwrap_or(Command::Run) {
         Command::Check => check(&config, &mappings),
         Command::Probe { channel } => block_on(probe(&config, &mappings, channel)),
-        Command::Healthcheck { url } => block_on(healthcheck(url)),
+        Command::Healthcheck { .. } => unreachable!("answered before the configuration is loaded"),
         Command::Run => {
             init_tracing(&config.log);
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build();
@@ -205,6 +207,19 @@ async fn probe(config: &Config, mappings: &Mappings, channel: Option<String>) ->
             ExitCode::from(3)
         }
     }
+}
+
+/// `/health` on the address the shim listens on: from the configuration when it loads, else
+/// from `--listen`, else the default; an unspecified address is asked on loopback.
+fn health_url(cli: &Cli) -> String {
+    let listen = load_config(cli).map(|config| config.listen).ok().or_else(|| cli.listen.as_deref()?.parse().ok());
+    let mut address = listen.unwrap_or_else(|| crate::config::Config::default().listen);
+    if address.ip().is_unspecified() {
+        let loopback: std::net::IpAddr =
+            if address.is_ipv4() { std::net::Ipv4Addr::LOCALHOST.into() } else { std::net::Ipv6Addr::LOCALHOST.into() };
+        address.set_ip(loopback);
+    }
+    format!("http://{address}/health")
 }
 
 async fn healthcheck(url: String) -> ExitCode {

@@ -149,6 +149,26 @@ async fn the_shims_own_paths_never_reach_the_upstream() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    // Without --url it asks the address the configuration listens on (here from the environment;
+    // 0.0.0.0 is asked on loopback), and --listen works as well.
+    let port = shim.addr().rsplit(':').next().unwrap();
+    let healthcheck = |env: (&str, String), args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_sora-legacy-shim"))
+            .arg("healthcheck")
+            .args(args)
+            .env(env.0, env.1)
+            .current_dir(temp_dir("no-mappings"))
+            .output()
+            .unwrap()
+    };
+    let output = healthcheck(("SORA_SHIM__LISTEN", format!("0.0.0.0:{port}")), &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = healthcheck(("SORA_SHIM__UNRELATED", String::new()), &["--listen", shim.addr()]);
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let output = healthcheck(("SORA_SHIM__LISTEN", closed.to_string()), &[]);
+    assert_eq!(output.status.code(), Some(1), "nothing listens on {closed}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains(&format!("http://{closed}/health")));
 }
 
 #[tokio::test]
