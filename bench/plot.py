@@ -19,7 +19,7 @@ import matplotlib.ticker  # noqa: E402
 
 PERCENTILES = [("p50", 50.0), ("p75", 75.0), ("p90", 90.0), ("p95", 95.0), ("p99", 99.0), ("p99.9", 99.9), ("p99.99", 99.99)]
 VARIANTS = [("direct", "client → sora-sim (direct)", "#4c72b0"), ("shim", "client → shim → sora-sim", "#dd8452"),
-            ("nginx", "client → nginx → sora-sim", "#55a868")]
+            ("bare", "client → bare hyper proxy → sora-sim", "#8172b3"), ("nginx", "client → nginx → sora-sim", "#55a868")]
 
 
 def main(path, out):

@@ -145,7 +145,7 @@ def build(records, meta):
     pt = {}
     for phase in ("saturation", "rate"):
         rows = {}
-        for variant in ("direct", "shim", "nginx"):
+        for variant in ("direct", "shim", "bare", "nginx"):
             recs = matching(records, scenario="passthrough", phase=phase, variant=variant)
             if recs:
                 rows[variant] = summarize(recs, LAT_FIELDS + ["latency_ms/" + p for p in PERCENTILES])
@@ -231,7 +231,7 @@ def pinning(params):
     if not params.get("pin"):
         return "none (load generator and servers share every CPU)"
     gen, _, srv = (params.get("pinning") or "").partition(" / ")
-    return f"load generator `{gen}`, servers (sora-sim, shim, nginx) `{srv}`"
+    return f"load generator `{gen}`, servers (sora-sim, shim, bare proxy, nginx) `{srv}`"
 
 
 def markdown(results):
@@ -267,7 +267,8 @@ def markdown(results):
             out.append(f"Saturation (closed loop, {c} connections):\n")
             out.append("| path | req/s | vs direct | p50 | p99 | non-2xx / errors |")
             out.append("|---|---|---|---|---|---|")
-            for variant, name in (("direct", "client → sora-sim"), ("shim", "client → shim → sora-sim"), ("nginx", "client → nginx → sora-sim")):
+            for variant, name in (("direct", "client → sora-sim"), ("shim", "client → shim → sora-sim"),
+                                  ("bare", "client → bare hyper proxy → sora-sim"), ("nginx", "client → nginx → sora-sim")):
                 row = sat.get(variant)
                 if not row:
                     continue
@@ -279,11 +280,11 @@ def markdown(results):
         rate = pt.get("rate", {})
         if rate:
             r0 = next(iter(rate.values()))
-            out.append(f"Fixed rate {fmt(r0.get('target_rate'), 0)} req/s (50 % of the shim's saturation rate, same for all three; "
+            out.append(f"Fixed rate {fmt(r0.get('target_rate'), 0)} req/s (50 % of the shim's saturation rate, same for all four; "
                        f"open loop, up to {r0.get('concurrency')} connections):\n")
             out.append("| path | achieved req/s | p50 | p90 | p99 | p99.9 | max | non-2xx / errors |")
             out.append("|---|---|---|---|---|---|---|---|")
-            for variant, name in (("direct", "direct"), ("shim", "shim"), ("nginx", "nginx")):
+            for variant, name in (("direct", "direct"), ("shim", "shim"), ("bare", "bare hyper proxy"), ("nginx", "nginx")):
                 row = rate.get(variant)
                 if not row:
                     continue

@@ -211,15 +211,10 @@ ensure_python() {   # python3 with matplotlib, for the plot only
 }
 
 build() {
-    grep -q 'name *= *"seed_orders"' "$ROOT/Cargo.toml" && grep -q 'name *= *"legacy_pairs"' "$ROOT/Cargo.toml" || die \
-        'Cargo.toml lacks the helper entries: add
-[[bench]]
-name = "seed_orders"
-harness = false
-
-[[bench]]
-name = "legacy_pairs"
-harness = false'
+    local helper
+    for helper in seed_orders legacy_pairs bare_proxy; do
+        grep -q "name *= *\"$helper\"" "$ROOT/Cargo.toml" || die "Cargo.toml lacks the helper entry [[bench]] name = \"$helper\", harness = false"
+    done
     local target=${CARGO_TARGET_DIR:-$ROOT/target}
     SHIM_BIN=$target/release/sora-legacy-shim SIM_BIN=$target/release/sora-sim
     local json=$WORK/cargo-build.json
@@ -228,15 +223,16 @@ harness = false'
     fi
     if [ "$SKIP_BUILD" = 1 ]; then
         newest() { ls -t "$target"/release/deps/"$1"-* 2>/dev/null | grep -v '\.d$' | head -n 1; }
-        SEED_BIN=$(newest seed_orders) PAIRS_BIN=$(newest legacy_pairs)
-        [ -x "$SEED_BIN" ] && [ -x "$PAIRS_BIN" ] || die "--skip-build but the bench helpers were never built"
+        SEED_BIN=$(newest seed_orders) PAIRS_BIN=$(newest legacy_pairs) BARE_BIN=$(newest bare_proxy)
+        [ -x "$SEED_BIN" ] && [ -x "$PAIRS_BIN" ] && [ -x "$BARE_BIN" ] || die "--skip-build but the bench helpers were never built"
         return
     fi
     log "building release binaries and the bench helpers (cargo build --release --locked)"
     (cd "$ROOT" && timeout 1800 cargo build --release --locked --bin sora-legacy-shim --bin sora-sim \
-        --bench seed_orders --bench legacy_pairs --message-format=json-render-diagnostics) >"$json" \
+        --bench seed_orders --bench legacy_pairs --bench bare_proxy --message-format=json-render-diagnostics) >"$json" \
         || die "cargo build failed"
-    { read -r SEED_BIN; read -r PAIRS_BIN; } < <(python3 "$BENCH/report.py" executables "$json" seed_orders legacy_pairs)
+    { read -r SEED_BIN; read -r PAIRS_BIN; read -r BARE_BIN; } \
+        < <(python3 "$BENCH/report.py" executables "$json" seed_orders legacy_pairs bare_proxy)
 }
 
 machine_meta() {
@@ -274,9 +270,12 @@ print(json.dumps({
 STATS_TARGET='x-sora-target: Sora_20171010.GetStatsReport'
 
 scenario_passthrough() {
-    log "passthrough: direct vs shim vs nginx"
+    log "passthrough: direct vs shim vs bare hyper proxy vs nginx"
     start_sim pt
     start_shim pt "$WORK/passthrough.db"
+    # The same HTTP crates and settings as the shim with nothing in between: what hyper itself costs.
+    start bare-pt "$BARE_BIN" --listen 127.0.0.1:0 --upstream "$SIM_URL"
+    local bare_pid=$LAST_PID bare_url=$LAST_URL
     local prefix=$WORK/nginx port
     mkdir -p "$prefix/tmp" && chmod 755 "$WORK" "$prefix" "$prefix/tmp"
     port=$(free_port)
@@ -286,21 +285,21 @@ scenario_passthrough() {
         >"$WORK/nginx.out" 2>"$WORK/nginx.err" &
     local nginx_pid=$! i
     PIDS+=("$nginx_pid")
-    declare -A url=([direct]=$SIM_URL [shim]=$SHIM_URL [nginx]="http://127.0.0.1:$port")
+    declare -A url=([direct]=$SIM_URL [shim]=$SHIM_URL [bare]=$bare_url [nginx]="http://127.0.0.1:$port")
     for i in $(seq 100); do curl -fsS -o /dev/null "${url[nginx]}/" -H "$STATS_TARGET" -d '{}' 2>/dev/null && break; sleep 0.1; done
     local expected variant
     expected=$(curl -fsS "${url[direct]}/" -H "$STATS_TARGET" -d '{}')
-    for variant in shim nginx; do
+    for variant in shim bare nginx; do
         [ "$(curl -fsS "${url[$variant]}/" -H "$STATS_TARGET" -d '{}')" = "$expected" ] \
             || die "$variant does not pass GetStatsReport through unchanged"
     done
     local args=(-m POST -H "$STATS_TARGET" -T application/json -d '{}')
-    for variant in direct shim nginx; do
+    for variant in direct shim bare nginx; do
         oha_run "$WORK/warm.json" -z "${WARMUP}s" -c "$SAT_CONNECTIONS" "${args[@]}" "${url[$variant]}/"
     done
     local rep
     for rep in $(seq "$REPS"); do
-        for variant in $(rotate "$rep" direct shim nginx); do
+        for variant in $(rotate "$rep" direct shim bare nginx); do
             oha_run "$WORK/o.json" -z "${DURATION}s" -c "$SAT_CONNECTIONS" "${args[@]}" "${url[$variant]}/"
             record record-oha "$WORK/o.json" scenario=passthrough phase=saturation variant="$variant" rep="$rep" concurrency="$SAT_CONNECTIONS"
             log "  saturation rep $rep $variant: $(python3 "$BENCH/report.py" last "$RAW")"
@@ -311,13 +310,13 @@ scenario_passthrough() {
     rate=$(python3 -c "print(max(1, round($rate * 0.5)))")
     log "  fixed rate: $rate req/s (50 % of the shim's median saturation rate)"
     for rep in $(seq "$REPS"); do
-        for variant in $(rotate "$rep" direct shim nginx); do
+        for variant in $(rotate "$rep" direct shim bare nginx); do
             oha_run "$WORK/o.json" -z "${DURATION}s" -c "$RATE_CONNECTIONS" -q "$rate" --latency-correction "${args[@]}" "${url[$variant]}/"
             record record-oha "$WORK/o.json" scenario=passthrough phase=rate variant="$variant" rep="$rep" concurrency="$RATE_CONNECTIONS" target_rate="$rate"
             log "  rate rep $rep $variant: $(python3 "$BENCH/report.py" last "$RAW")"
         done
     done
-    stop_pid "$nginx_pid"; stop_pid "$SHIM_PID"; stop_pid "$SIM_PID"
+    stop_pid "$nginx_pid"; stop_pid "$bare_pid"; stop_pid "$SHIM_PID"; stop_pid "$SIM_PID"
 }
 
 scenario_translated() {
