@@ -287,59 +287,103 @@ async fn upstream_failure_on_start_is_accepted_and_started_later() {
     wait_recording(&sim, "flaky", true).await;
 }
 
+/// Sends a legacy Start in its own task; the task yields `(channel, recording_id)` when it was
+/// answered 200 within `deadline`, `None` otherwise (refused, reset by a killed shim, ...).
+fn start_in_background(
+    url: &str,
+    channel: &str,
+    deadline: Duration,
+) -> tokio::task::JoinHandle<Option<(String, String)>> {
+    let (url, channel) = (url.to_owned(), channel.to_owned());
+    tokio::spawn(async move {
+        use http_body_util::BodyExt;
+        let body = json!({"channel_id": channel, "expire_time": 0}).to_string();
+        let request = http::Request::builder()
+            .method("POST")
+            .uri(format!("{url}/"))
+            .header("x-sora-target", START)
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+            .unwrap();
+        let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build_http::<http_body_util::Full<bytes::Bytes>>();
+        let response = tokio::time::timeout(deadline, client.request(request)).await.ok()?.ok()?;
+        if response.status() != 200 {
+            return None;
+        }
+        let body = response.into_body().collect().await.ok()?.to_bytes();
+        let json: Value = serde_json::from_slice(&body).ok()?;
+        Some((channel, json["recording_id"].as_str()?.to_owned()))
+    })
+}
+
 #[tokio::test]
 async fn orders_answered_200_survive_sigkill_during_session_creation_and_the_reconciler_catches_up() {
-    let (sim, mut shim, options) = start_pair(fast_reconciler).await;
-    // Starts and joins race each other on twenty channels while the shim is killed.
+    // The operator's own session hook hangs, so session.created webhooks stay open in the shim:
+    // sessions are "being created" at the moment of the kill, for as long as the test needs.
+    let stall = Stall::start().await;
+    let hook = format!("{}/operator-hook", stall.url);
+    let (sim, mut shim, options) = start_pair(|o| {
+        fast_reconciler(o)
+            .env("SORA_SHIM__SESSION_WEBHOOK__FORWARD_URL", &hook)
+            .env("SORA_SHIM__SESSION_WEBHOOK__FORWARD_TIMEOUT_MS", "60000")
+    })
+    .await;
     let channels: Vec<String> = (0..20).map(|i| format!("k{i:02}")).collect();
-    let mut starts = Vec::new();
-    for channel in &channels {
-        let url = shim.url.clone();
-        let channel = channel.clone();
-        starts.push(tokio::spawn(async move {
-            let body = json!({"channel_id": channel, "expire_time": 0}).to_string();
-            let reply = tokio::time::timeout(Duration::from_secs(5), async {
-                let request = http::Request::builder()
-                    .method("POST")
-                    .uri(format!("{url}/"))
-                    .header("x-sora-target", START)
-                    .body(http_body_util::Full::new(bytes::Bytes::from(body)))
-                    .unwrap();
-                hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                    .build_http::<http_body_util::Full<bytes::Bytes>>()
-                    .request(request)
-                    .await
-                    .ok()
-            })
-            .await
-            .ok()
-            .flatten();
-            match reply {
-                Some(response) if response.status() == 200 => {
-                    use http_body_util::BodyExt;
-                    let body = response.into_body().collect().await.ok()?.to_bytes();
-                    let json: Value = serde_json::from_slice(&body).ok()?;
-                    Some((channel, json["recording_id"].as_str()?.to_owned()))
-                }
-                _ => None,
-            }
-        }));
-    }
-    for channel in channels.iter().take(10) {
-        connect(&sim, channel).await;
-    }
-    shim.kill();
-    // Joins while the shim is down: their session.created webhooks fail.
-    for channel in channels.iter().skip(10) {
-        connect(&sim, channel).await;
-    }
+
+    // k00-k09: Starts answered 200 before anything else (nobody connected: armed orders).
     let mut answered = Vec::new();
-    for start in starts {
-        if let Some(pair) = start.await.unwrap() {
-            answered.push(pair);
-        }
+    for channel in &channels[..10] {
+        let pair = start_in_background(&shim.url, channel, Duration::from_secs(10)).await.unwrap();
+        answered.push(pair.unwrap_or_else(|| panic!("{channel}: Start not answered 200")));
     }
-    assert!(!answered.is_empty(), "some Starts were answered before the kill");
+
+    // k00-k04 get their first client: the emulator waits for the shim's webhook reply, the shim
+    // waits for the hung operator hook.
+    let creating: Vec<_> = channels[..5]
+        .iter()
+        .map(|channel| {
+            let url = format!("{}/sim/connect", sim.url);
+            let channel = channel.clone();
+            tokio::spawn(async move { post_json(&url, json!({"channel_id": channel})).await })
+        })
+        .collect();
+    wait_for("five session.created webhooks stuck in the shim", Duration::from_secs(10), || async {
+        (stall.arrived() >= 5).then_some(())
+    })
+    .await;
+
+    // k10-k19: Starts in flight, their orders written and their upstream calls held by the emulator.
+    add_fault(&sim, json!({"target": "Sora_20231220.StartRecording", "latency_ms": 60000})).await;
+    let in_flight: Vec<_> =
+        channels[10..].iter().map(|channel| start_in_background(&shim.url, channel, Duration::from_secs(30))).collect();
+    wait_for("ten upstream Starts held by the emulator", Duration::from_secs(10), || async {
+        let held = journal(&sim, "Sora_20231220.StartRecording").await;
+        channels[10..]
+            .iter()
+            .all(|channel| held.iter().any(|entry| entry["body"].as_str().unwrap_or("").contains(channel.as_str())))
+            .then_some(())
+    })
+    .await;
+    assert!(creating.iter().all(|task| !task.is_finished()), "the sessions are still being created at the kill");
+
+    shim.kill();
+    clear_faults(&sim).await;
+    for task in in_flight {
+        assert_eq!(task.await.unwrap(), None, "a Start in flight at the kill cannot have been answered 200");
+    }
+    // The stuck session.created webhooks fail with the shim: those sessions start without recording.
+    for task in creating {
+        task.await.unwrap();
+    }
+    // k05-k14 are joined while the shim is down: their webhooks fail too.
+    for channel in &channels[5..15] {
+        connect(&sim, channel).await;
+    }
+    for channel in &channels[..15] {
+        let session = sim_session(&sim, channel).await.unwrap_or_else(|| panic!("{channel} has a session"));
+        assert!(session.get("recording").is_none(), "{channel} records before the restart: {session}");
+    }
+    let webhooks_before = stall.arrived();
 
     let shim = restart_shim(&mut shim, &options);
     for (channel, recording_id) in &answered {
@@ -347,15 +391,19 @@ async fn orders_answered_200_survive_sigkill_during_session_creation_and_the_rec
         assert_eq!(got.status, 200, "{channel}: an order answered 200 was lost");
         assert_eq!(got.json()["recording_id"], recording_id.as_str());
     }
-    // Every session whose channel has an order ends up recording, with no new webhook.
+    // The unanswered Starts had written their orders before their upstream calls: all twenty stand.
     let active = api(&shim.url, "Sora_20161101.ListStartedRecording", json!({})).await.json();
-    for order in active.as_array().unwrap() {
-        wait_recording(&sim, order["channel_id"].as_str().unwrap(), true).await;
+    let active: Vec<&str> =
+        active.as_array().unwrap().iter().map(|order| order["channel_id"].as_str().unwrap()).collect();
+    assert_eq!(active, channels.iter().map(String::as_str).collect::<Vec<_>>());
+    // Every session (k00-k14) ends up recording, started by the reconciler: no new webhook was sent.
+    for channel in &channels[..15] {
+        let session = wait_recording(&sim, channel, true).await.unwrap();
+        let recordings = recordings_of(&sim, channel).await;
+        assert_eq!(recordings.len(), 1, "{channel} recorded once: {recordings:?}");
+        assert_eq!(recordings[0]["started_by"], "api", "{channel}: {session}");
     }
-    let late: Vec<&String> = channels.iter().skip(10).filter(|c| answered.iter().any(|(a, _)| a == *c)).collect();
-    for channel in late {
-        assert!(sim_session(&sim, channel).await.unwrap()["recording"].is_object(), "{channel}");
-    }
+    assert_eq!(stall.arrived(), webhooks_before, "no session webhook was sent after the restart");
 }
 
 /// A session.created event as Sora sends it (for the tests that look at the reply itself).

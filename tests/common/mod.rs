@@ -427,3 +427,52 @@ pub async fn clear_faults(sim: &Process) {
         .unwrap();
     assert_eq!(send(request).await.status, 200, "faults cleared");
 }
+
+/// An endpoint that reads requests and never answers them (a hung operator hook): it counts the
+/// requests that reached it, so a test can wait until callers are stuck on it.
+pub struct Stall {
+    pub url: String,
+    arrived: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Stall {
+    pub async fn start() -> Stall {
+        use tokio::io::AsyncReadExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let arrived = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = arrived.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let count = count.clone();
+                tokio::spawn(async move {
+                    let mut buffer = [0u8; 4096];
+                    let mut counted = false;
+                    // Read whatever comes, answer nothing, hold the connection until the peer goes.
+                    while let Ok(n) = stream.read(&mut buffer).await {
+                        if n == 0 {
+                            break;
+                        }
+                        if !counted {
+                            counted = true;
+                            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        }
+                    }
+                });
+            }
+        });
+        Stall { url, arrived, task }
+    }
+
+    /// How many connections have sent a request so far.
+    pub fn arrived(&self) -> usize {
+        self.arrived.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for Stall {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
