@@ -410,21 +410,55 @@ mod tests {
         assert!(!response.headers().contains_key("access-control-allow-origin"));
     }
 
+    /// A request body that panics when read: a bug deep inside a handler, reachable through the
+    /// real stack.
+    struct PanickingBody;
+
+    impl http_body::Body for PanickingBody {
+        type Data = Bytes;
+        type Error = Infallible;
+
+        fn poll_frame(
+            self: std::pin::Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+            panic!("a bug while reading the body")
+        }
+    }
+
+    async fn call_panicking(app: Arc<App>, path: &str, target: Option<&str>) -> (Response<()>, Bytes) {
+        let service = build_for::<PanickingBody>(app);
+        let mut builder = Request::builder().method(Method::POST).uri(path);
+        if let Some(target) = target {
+            builder = builder.header("x-sora-target", target);
+        }
+        let response = service.oneshot(builder.body(PanickingBody).unwrap()).await.unwrap();
+        let (parts, body) = response.into_parts();
+        (Response::from_parts(parts, ()), body.collect().await.unwrap().to_bytes())
+    }
+
     #[tokio::test]
-    async fn a_panicking_handler_answers_legacy_500() {
-        let names = Arc::new(Mappings::built_in().errors);
-        let service = ServiceBuilder::new()
-            .layer(LegacyErrorsLayer::new(Arc::clone(&names)))
-            .layer(CatchPanicLayer::custom(PanicReply::new(names)))
-            .service_fn(|_request: Request<Full<Bytes>>| async move {
-                if true {
-                    panic!("boom");
-                }
-                Ok::<_, Infallible>(Response::new(crate::body::empty()))
-            });
-        let response = service.oneshot(request(None, "")).await.unwrap();
-        assert_eq!(response.status(), 500);
-        let body = response.into_body().collect().await.unwrap().to_bytes();
-        assert_eq!(body, Bytes::from_static(br#"{"error_type":"INTERNAL-ERROR"}"#));
+    async fn a_panic_in_the_stack_answers_legacy_500_through_catch_panic() {
+        // The session webhook reads its body in the request's own future: the panic unwinds
+        // through the stack and only the catch-panic layer turns it into an answer.
+        let app = app(&refused_upstream(), |_| {});
+        let (response, body) = call_panicking(Arc::clone(&app), "/hooks/session", None).await;
+        assert_eq!((response.status().as_u16(), &body[..]), (500, &br#"{"error_type":"INTERNAL-ERROR"}"#[..]));
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+        assert_ulid_request_id(&response);
+        // The stack still serves the next request.
+        let service = build_for::<Full<Bytes>>(app);
+        let (response, body) = call(&service, request(Some("Sora_20161101.ListStartedRecording"), "")).await;
+        assert_eq!((response.status().as_u16(), body.as_str()), (200, "[]"));
+    }
+
+    #[tokio::test]
+    async fn a_panic_in_a_translated_call_answers_legacy_500_and_stores_nothing() {
+        // Translated calls run in their own task: its panic comes back as a join error.
+        let app = app(&refused_upstream(), |_| {});
+        let (response, body) = call_panicking(Arc::clone(&app), "/", Some("Sora_20161101.StartRecording")).await;
+        assert_eq!((response.status().as_u16(), &body[..]), (500, &br#"{"error_type":"INTERNAL-ERROR"}"#[..]));
+        assert_ulid_request_id(&response);
+        assert!(app.store.active_orders(crate::app::now_secs()).await.unwrap().is_empty());
     }
 }
