@@ -194,6 +194,76 @@ async fn reconciler_stops_a_recording_whose_order_was_stopped_while_the_upstream
 }
 
 #[tokio::test]
+async fn two_shims_reconciling_one_store_start_each_recording_once_and_stop_only_stopped_orders() {
+    // No session webhook: the two reconcilers alone make the upstream match the shared orders.
+    let sim = start_sim(&[]);
+    let one = ShimOptions::new(&sim.url).env("SORA_SHIM__RECONCILER__INTERVAL_MS", "100");
+    let two = ShimOptions { store: one.store.clone(), ..one.clone() };
+    let (first, second) = (start_shim(&one), start_shim(&two));
+    let channels: Vec<String> = (0..10).map(|i| format!("r{i}")).collect();
+    for (i, channel) in channels.iter().enumerate() {
+        let shim = if i % 2 == 0 { &first } else { &second };
+        assert_eq!(api(&shim.url, START, json!({"channel_id": channel, "expire_time": 0})).await.status, 200);
+        connect(&sim, channel).await;
+    }
+    // Both replicas answer from the one store.
+    let listed = |shim: &Process| {
+        let url = shim.url.clone();
+        async move { api(&url, "Sora_20161101.ListStartedRecording", json!({})).await.json() }
+    };
+    assert_eq!(listed(&first).await, listed(&second).await);
+    assert_eq!(listed(&first).await.as_array().unwrap().len(), 10);
+
+    let passes = || async { journal(&sim, "Sora_20231220.ListSessions").await.len() };
+    let mut recording_ids = Vec::new();
+    for channel in &channels {
+        let session = wait_recording(&sim, channel, true).await.unwrap();
+        recording_ids.push(session["recording"]["recording_id"].clone());
+    }
+    assert!(recording_ids.iter().all(Value::is_string), "{recording_ids:?}");
+    // Several passes of both replicas later, each session has recorded exactly once.
+    let seen = passes().await;
+    wait_for("six more reconciler passes", Duration::from_secs(10), || async {
+        (passes().await >= seen + 6).then_some(())
+    })
+    .await;
+    for channel in &channels {
+        let recordings = recordings_of(&sim, channel).await;
+        assert_eq!(recordings.len(), 1, "{channel}: {recordings:?}");
+        assert!(recordings[0]["end_reason"].is_null(), "{channel}: {recordings:?}");
+    }
+
+    // Stops through either replica while the upstream drops every StopRecording: the shims' own
+    // stops fail, so the reconcilers must stop those recordings, and only those.
+    add_fault(&sim, json!({"target": "Sora_20231220.StopRecording", "drop": true})).await;
+    for (i, channel) in channels[..5].iter().enumerate() {
+        let shim = if i % 2 == 0 { &second } else { &first };
+        assert_eq!(api(&shim.url, STOP, json!({"channel_id": channel})).await.status, 200);
+    }
+    clear_faults(&sim).await;
+    for channel in &channels[..5] {
+        wait_recording(&sim, channel, false).await;
+        assert_eq!(recordings_of(&sim, channel).await[0]["end_reason"], "stopped");
+    }
+    wait_for("the stopped orders to leave the store", Duration::from_secs(10), || async {
+        (stored_orders(&one.store).len() == 5).then_some(())
+    })
+    .await;
+    let seen = passes().await;
+    wait_for("six more reconciler passes", Duration::from_secs(10), || async {
+        (passes().await >= seen + 6).then_some(())
+    })
+    .await;
+    for (channel, recording_id) in channels.iter().zip(&recording_ids).skip(5) {
+        let recordings = recordings_of(&sim, channel).await;
+        assert_eq!(recordings.len(), 1, "{channel} was never stopped or restarted: {recordings:?}");
+        assert_eq!(&recordings[0]["recording_id"], recording_id);
+        assert!(recordings[0]["end_reason"].is_null(), "{channel}: {recordings:?}");
+    }
+    assert_eq!(listed(&second).await.as_array().unwrap().len(), 5);
+}
+
+#[tokio::test]
 async fn reject_mode_stops_a_recording_that_a_timed_out_start_began_late() {
     let (sim, shim, options) = start_pair(|o| {
         webhook_only(o)
