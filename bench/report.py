@@ -143,7 +143,7 @@ def build(records, meta):
 
     # passthrough
     pt = {}
-    for phase in ("saturation", "rate"):
+    for phase in ("saturation", "rate", "light"):
         rows = {}
         for variant in ("direct", "shim", "bare", "nginx"):
             recs = matching(records, scenario="passthrough", phase=phase, variant=variant)
@@ -292,6 +292,27 @@ def markdown(results):
                            f"{cell(row['latency_ms/p99'], 3, True)} | {cell(row['latency_ms/p99.9'], 3, True)} | "
                            f"{cell(row['latency_ms/max'], 1)} | {row['errors']} of {row['requests']} |")
             out.append("\n![passthrough latency percentiles](passthrough.png)\n")
+        light = pt.get("light", {})
+        if light:
+            l0 = next(iter(light.values()))
+            base = light.get("direct") or {}
+            out.append(f"Light load, {fmt(l0.get('target_rate'), 0)} req/s over {l0.get('concurrency')} connections (open loop), "
+                       "the kind of traffic a monitoring exporter sends; *added* is the path's latency minus direct's, "
+                       "medians over repetitions:\n")
+            out.append("| path | p50 | p90 | p99 | p99.9 | added at p50 | added at p99 | non-2xx / errors |")
+            out.append("|---|---|---|---|---|---|---|---|")
+            for variant, name in (("direct", "direct"), ("shim", "shim"), ("bare", "bare hyper proxy"), ("nginx", "nginx")):
+                row = light.get(variant)
+                if not row:
+                    continue
+                added = []
+                for p in ("p50", "p99"):
+                    mine, theirs = row[f"latency_ms/{p}"]["median"], (base.get(f"latency_ms/{p}") or {}).get("median")
+                    added.append("–" if variant == "direct" or mine is None or theirs is None else f"{mine - theirs:+.3f}")
+                out.append(f"| {name} | {cell(row['latency_ms/p50'], 3)} | {cell(row['latency_ms/p90'], 3)} | "
+                           f"{cell(row['latency_ms/p99'], 3, True)} | {cell(row['latency_ms/p99.9'], 3, True)} | "
+                           f"{added[0]} | {added[1]} | {row['errors']} of {row['requests']} |")
+            out.append("")
 
     tr = s.get("translated")
     if tr:

@@ -60,6 +60,8 @@ RATE_CONNECTIONS=32       # connections available to the open-loop runs
 PAIR_CHANNELS=256         # channels with a session for the translated scenario
 PAIR_WORKERS=16           # closed-loop workers for pairs at saturation
 WEBHOOK_RATE=500          # session.created events per second
+LIGHT_RATE=200            # passthrough at light load (a monitoring exporter's kind of traffic)
+LIGHT_CONNECTIONS=4
 MEMORY_SETTLE=6           # seconds after start-up before reading VmHWM (> one reconciler interval)
 PROC_MAX=3600             # hard bound on every server process (seconds)
 export SORA_SHIM__LOG__LEVEL=warn
@@ -245,7 +247,7 @@ machine_meta() {
     META_DIRTY=$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null | head -c 1) \
     META_TOOLS="$("$OHA" --version 2>/dev/null | head -n 1), ${nginx_version:-nginx not used}, $(rustc --version 2>/dev/null)" \
     META_QUICK=$QUICK META_PIN=$PIN META_PIN_TEXT="${GEN_PIN[*]:-} / ${SRV_PIN[*]:-}" META_REPS=$REPS META_DURATION=$DURATION META_WARMUP=$WARMUP \
-    META_EXTRA="sat_connections=$SAT_CONNECTIONS rate_connections=$RATE_CONNECTIONS pair_channels=$PAIR_CHANNELS pair_workers=$PAIR_WORKERS webhook_rate=$WEBHOOK_RATE" \
+    META_EXTRA="sat_connections=$SAT_CONNECTIONS rate_connections=$RATE_CONNECTIONS pair_channels=$PAIR_CHANNELS pair_workers=$PAIR_WORKERS webhook_rate=$WEBHOOK_RATE light_rate=$LIGHT_RATE" \
     META_SIZES="getlist=$GETLIST_SIZES;webhook=$WEBHOOK_SIZES;memory=$MEMORY_SIZES" META_ONLY=$ONLY \
     python3 -c '
 import json, os, time
@@ -314,6 +316,14 @@ scenario_passthrough() {
             oha_run "$WORK/o.json" -z "${DURATION}s" -c "$RATE_CONNECTIONS" -q "$rate" --latency-correction "${args[@]}" "${url[$variant]}/"
             record record-oha "$WORK/o.json" scenario=passthrough phase=rate variant="$variant" rep="$rep" concurrency="$RATE_CONNECTIONS" target_rate="$rate"
             log "  rate rep $rep $variant: $(python3 "$BENCH/report.py" last "$RAW")"
+        done
+    done
+    log "  light load: $LIGHT_RATE req/s over $LIGHT_CONNECTIONS connections (what one request costs on an idle machine)"
+    for rep in $(seq "$REPS"); do
+        for variant in $(rotate "$rep" direct shim bare nginx); do
+            oha_run "$WORK/o.json" -z "${DURATION}s" -c "$LIGHT_CONNECTIONS" -q "$LIGHT_RATE" --latency-correction "${args[@]}" "${url[$variant]}/"
+            record record-oha "$WORK/o.json" scenario=passthrough phase=light variant="$variant" rep="$rep" concurrency="$LIGHT_CONNECTIONS" target_rate="$LIGHT_RATE"
+            log "  light rep $rep $variant: $(python3 "$BENCH/report.py" last "$RAW")"
         done
     done
     stop_pid "$nginx_pid"; stop_pid "$bare_pid"; stop_pid "$SHIM_PID"; stop_pid "$SIM_PID"
