@@ -142,23 +142,23 @@ fn load_mappings(config: &Config) -> Result<Mappings, String> {
 }
 
 fn check(config: &Config, mappings: &Mappings) -> ExitCode {
-    println!("configuration: ok (nothing was contacted or created)");
+    announce("configuration: ok (nothing was contacted or created)");
     if config.upstream.url.is_none() {
-        println!("  upstream: none configured; `run` would start the bundled sora-sim emulator");
+        announce("  upstream: none configured; `run` would start the bundled sora-sim emulator");
     }
-    println!("  effective settings:");
+    announce("  effective settings:");
     for line in toml::to_string(config).unwrap_or_default().lines() {
-        println!("    {line}");
+        announce(&format!("    {line}"));
     }
-    println!("mappings: ok ({})", mappings.source);
+    announce(&format!("mappings: ok ({})", mappings.source));
     for target in mappings.legacy.targets() {
-        println!("  translated: {target}");
+        announce(&format!("  translated: {target}"));
     }
     let targets = &mappings.upstream.targets;
-    println!(
+    announce(&format!(
         "  upstream targets: {}, {}, {}, {}",
         targets.start_recording, targets.stop_recording, targets.list_sessions, targets.list_connections
-    );
+    ));
     ExitCode::SUCCESS
 }
 
@@ -186,19 +186,19 @@ async fn probe(config: &Config, mappings: &Mappings, channel: Option<String>) ->
     };
     let upstream = Upstream::new(base, &config.upstream, Arc::new(crate::metrics::Metrics::default()));
     let channel = channel.unwrap_or_else(|| format!("sora-legacy-shim-probe-{}", ulid::Ulid::generate()));
-    println!("probing {url} on channel {channel:?} with mappings from {}", mappings.source);
+    announce(&format!("probing {url} on channel {channel:?} with mappings from {}", mappings.source));
     match crate::probe::run(&upstream, mappings, &channel).await {
         Ok(checks) => {
-            println!("{}", crate::probe::table(&checks));
+            announce(&crate::probe::table(&checks));
             let different = checks.iter().filter(|check| !check.ok).count();
             if different == 0 {
-                println!("all {} assumptions hold", checks.len());
+                announce(&format!("all {} assumptions hold", checks.len()));
                 ExitCode::SUCCESS
             } else {
-                println!(
+                announce(&format!(
                     "{different} of {} assumptions differ: correct the mapping keys above (then `check`)",
                     checks.len()
-                );
+                ));
                 ExitCode::from(1)
             }
         }

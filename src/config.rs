@@ -365,6 +365,44 @@ pub enum ConfigError {
     Invalid { key: &'static str, message: String },
 }
 
+/// A `config` crate error as one plain sentence: the full key (and, from the environment, the
+/// variable) first, the problem after; the source is named by the caller, once.
+fn describe(error: &config::ConfigError, from_env: bool) -> String {
+    let name = |key: &str| {
+        if from_env {
+            format!("`{key}` (variable {ENV_PREFIX}__{})", key.replace('.', "__").to_ascii_uppercase())
+        } else {
+            format!("`{key}`")
+        }
+    };
+    match error {
+        config::ConfigError::Type { unexpected, expected, key: Some(key), .. } => {
+            format!("{}: invalid type: {unexpected}, expected {expected}", name(key))
+        }
+        config::ConfigError::At { error, key, .. } => {
+            let inner = match error.as_ref() {
+                config::ConfigError::Message(message) => message.clone(),
+                other => describe(other, from_env),
+            };
+            let section = key.as_deref().filter(|key| !key.is_empty());
+            unknown_key(&inner, section, &name).unwrap_or_else(|| match section {
+                Some(section) => format!("{}: {inner}", name(section)),
+                None => inner,
+            })
+        }
+        config::ConfigError::Message(message) => unknown_key(message, None, &name).unwrap_or_else(|| message.clone()),
+        config::ConfigError::FileParse { cause, .. } => cause.to_string().trim_end().to_owned(),
+        other => other.to_string(),
+    }
+}
+
+/// serde's "unknown field `x`, expected one of ..." as "unknown key `section.x`; expected one of ...".
+fn unknown_key(message: &str, section: Option<&str>, name: &dyn Fn(&str) -> String) -> Option<String> {
+    let (field, expected) = message.strip_prefix("unknown field `")?.split_once('`')?;
+    let full = section.map_or_else(|| field.to_owned(), |section| format!("{section}.{field}"));
+    Some(format!("unknown key {}{}", name(&full), expected.replacen(", expected", "; expected", 1)))
+}
+
 fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid { key, message: message.into() }
 }
@@ -422,16 +460,16 @@ impl Config {
         env: Option<HashMap<String, String>>,
         overrides: &[(&str, String)],
     ) -> ConfigError {
-        let source = if file.is_some_and(|file| Self::layered(Some(file), None, &[], false).is_err()) {
-            format!("in {}", file.map(Path::display).map(|d| d.to_string()).unwrap_or_default())
+        let (source, from_env) = if file.is_some_and(|file| Self::layered(Some(file), None, &[], false).is_err()) {
+            (format!("in {}", file.map(Path::display).map(|d| d.to_string()).unwrap_or_default()), false)
         } else if Self::layered(None, env, &[], true).is_err() {
-            format!("in the environment ({ENV_PREFIX}__* variables)")
+            (format!("in the environment ({ENV_PREFIX}__* variables)"), true)
         } else if Self::layered(None, None, overrides, false).is_err() {
-            "in the command-line flags".to_owned()
+            ("in the command-line flags".to_owned(), false)
         } else {
             return ConfigError::Load(error);
         };
-        ConfigError::Source { origin: source, message: error.to_string() }
+        ConfigError::Source { origin: source, message: describe(&error, from_env) }
     }
 
     /// Checks what the types alone cannot.
@@ -693,15 +731,35 @@ mod tests {
     #[test]
     fn unknown_keys_are_rejected() {
         let error = Config::load(None, env(&[("SORA_SHIM__UPSTREAM__URLL", "http://x:1")]), &[]).unwrap_err();
-        assert!(error.to_string().contains("urll"), "{error}");
-        assert!(error.to_string().starts_with("in the environment"), "{error}");
+        assert!(
+            error.to_string().starts_with(
+                "in the environment (SORA_SHIM__* variables): unknown key `upstream.urll` (variable SORA_SHIM__UPSTREAM__URLL); expected one of"
+            ),
+            "{error}"
+        );
+        let error = Config::load(None, env(&[("SORA_SHIM__UPSTREAM__TIMEOUT_MS", "abc")]), &[]).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "in the environment (SORA_SHIM__* variables): `upstream.timeout_ms` (variable SORA_SHIM__UPSTREAM__TIMEOUT_MS): \
+             invalid type: string \"abc\", expected an integer"
+        );
         let dir = std::env::temp_dir().join(format!("shim-config-{}", ulid::Ulid::generate()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("typo.toml");
         std::fs::write(&file, "[upstream]\ntimeout = 5\n").unwrap();
         let error = Config::load(Some(&file), env(&[]), &[]).unwrap_err();
-        assert!(error.to_string().starts_with(&format!("in {}", file.display())), "{error}");
-        assert!(error.to_string().contains("timeout"), "{error}");
+        let prefix = format!("in {}: unknown key `upstream.timeout`; expected one of", file.display());
+        assert!(error.to_string().starts_with(&prefix), "{error}");
+        assert_eq!(error.to_string().matches(&file.display().to_string()).count(), 1, "{error}");
+        std::fs::write(&file, "[upstream]\ntimeout_ms = \"fast\"\n").unwrap();
+        let error = Config::load(Some(&file), env(&[]), &[]).unwrap_err();
+        let expected =
+            format!("in {}: `upstream.timeout_ms`: invalid type: string \"fast\", expected an integer", file.display());
+        assert_eq!(error.to_string(), expected);
+        std::fs::write(&file, "listen = \"127.0.0.1:1\"\nunknown_top = 1\n[upstream\n").unwrap();
+        let error = Config::load(Some(&file), env(&[]), &[]).unwrap_err();
+        assert!(!error.to_string().ends_with('\n'), "{error:?}");
+        assert_eq!(error.to_string().matches(&file.display().to_string()).count(), 1, "{error}");
     }
 
     #[test]

@@ -45,6 +45,17 @@ const BUILT_IN: [(&str, &str); 3] = [
 impl Mappings {
     /// Loads the files from `dir`, or the built-in copies when `dir` is `None`.
     pub fn load(dir: Option<&Path>) -> Result<Self, MappingsError> {
+        if let Some(dir) = dir
+            && !dir.is_dir()
+        {
+            let what = if dir.exists() { "is not a directory" } else { "no such directory" };
+            return Err(MappingsError {
+                file: dir.display().to_string(),
+                message: format!(
+                    "{what} (the mappings directory must hold {LEGACY_FILE}, {ERRORS_FILE} and {UPSTREAM_FILE})"
+                ),
+            });
+        }
         let read = |name: &str| -> Result<(String, String), MappingsError> {
             match dir {
                 Some(dir) => {
@@ -544,6 +555,18 @@ mod tests {
         let error = with_replaced(2, "[recording]\n", "[recording]\nfromat = \"mp4\"\n").unwrap_err();
         assert_eq!(error.file, UPSTREAM_FILE);
         assert!(error.message.contains("fromat"), "{error}");
+    }
+
+    #[test]
+    fn a_missing_directory_is_named_as_such() {
+        let dir = std::env::temp_dir().join(format!("shim-no-mappings-{}", ulid::Ulid::generate()));
+        let error = Mappings::load(Some(&dir)).unwrap_err();
+        assert_eq!(error.file, dir.display().to_string());
+        assert!(error.message.starts_with("no such directory"), "{error}");
+        std::fs::write(&dir, "not a directory").unwrap();
+        let error = Mappings::load(Some(&dir)).unwrap_err();
+        assert!(error.message.starts_with("is not a directory"), "{error}");
+        std::fs::remove_file(&dir).unwrap();
     }
 
     #[test]

@@ -120,7 +120,27 @@ async fn check_subcommand_reports_bad_configuration() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("max_in_flights"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("unknown key `limits.max_in_flights` (variable SORA_SHIM__LIMITS__MAX_IN_FLIGHTS)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_output_into_a_closed_pipe_exits_quietly() {
+    // `check | head -1`: the reader goes away after the first line.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sora-legacy-shim"))
+        .args(["check", "--upstream", "http://127.0.0.1:9"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
 }
 
 #[tokio::test]

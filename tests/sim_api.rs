@@ -109,7 +109,7 @@ async fn list_connections_has_the_sora_fields_in_channel_then_join_order() {
     assert_eq!(alice["channel_id"], "b");
     assert_eq!(alice["session_id"], first["session_id"]);
     assert_eq!(alice["audio"], json!({"codec_type": "OPUS"}));
-    assert_eq!(alice["video"], json!({"codec_type": "VP9", "bit_rate": 1000}));
+    assert_eq!(alice["video"], json!({"codec_type": "VP9", "bit_rate": 1000, "vp9_params": {"profile_id": 0}}));
     assert_eq!(connections[2]["video"], json!(false));
     assert_eq!(connections[2]["role"], "recvonly");
     assert_eq!(sim.state().await["connections"], connections);

@@ -292,7 +292,7 @@ async fn list_archiving_shows_sending_connections_of_recording_sessions() {
         json!({
             "audio": false, "bundle_id": "b1", "channel_id": "sora", "client_id": "alice",
             "connection_id": sender["connection_id"], "seconds": alice["seconds"],
-            "video": {"codec_type": "VP9", "bit_rate": 1000}
+            "video": {"codec_type": "VP9", "bit_rate": 1000, "vp9_params": {"profile_id": 0}}
         })
     );
 

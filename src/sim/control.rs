@@ -105,7 +105,9 @@ fn connect_request(fields: &Map<String, Value>) -> Result<ConnectRequest, &'stat
         Some(value) => value.as_str().and_then(Role::parse).ok_or("INVALID-ROLE")?,
     };
     let audio = media(fields.get("audio"), json!({"codec_type": "OPUS"})).ok_or("INVALID-AUDIO")?;
-    let video = media(fields.get("video"), json!({"codec_type": "VP9", "bit_rate": 1000})).ok_or("INVALID-VIDEO")?;
+    let video =
+        media(fields.get("video"), json!({"codec_type": "VP9", "bit_rate": 1000, "vp9_params": {"profile_id": 0}}))
+            .ok_or("INVALID-VIDEO")?;
     let client_id = optional_id(fields.get("client_id"), "INVALID-CLIENT-ID")?;
     let bundle_id = optional_id(fields.get("bundle_id"), "INVALID-BUNDLE-ID")?;
     Ok(ConnectRequest { channel_id, role, audio, video, client_id, bundle_id })
@@ -173,7 +175,7 @@ mod tests {
         let request = parse(json!({"channel_id": "c"})).expect("valid");
         assert_eq!(request.role, Role::SendRecv);
         assert_eq!(request.audio, json!({"codec_type": "OPUS"}));
-        assert_eq!(request.video, json!({"codec_type": "VP9", "bit_rate": 1000}));
+        assert_eq!(request.video, json!({"codec_type": "VP9", "bit_rate": 1000, "vp9_params": {"profile_id": 0}}));
         assert_eq!(request.client_id, None);
     }
 
