@@ -40,6 +40,10 @@ pub struct Pass {
 /// recording it may still have to stop.
 const MISSES_TO_FORGET: u32 = 2;
 
+/// How long a leg's session may stay unlisted before misses count: the session webhook answers
+/// before Sora creates (and lists) the session, and the answer may still be on its way.
+const LEG_GRACE_SECS: i64 = 10;
+
 /// What the reconciler remembers between passes.
 #[derive(Debug, Default)]
 pub struct Memory {
@@ -141,10 +145,19 @@ pub async fn pass(app: &App, memory: &mut Memory) -> Result<Pass, ShimError> {
                 }
             }
             Some(running) => {
-                let known = open
+                let leg = open
                     .iter()
-                    .any(|leg| leg.leg.session_id == *session_id && leg.leg.recording_id == order.recording_id);
-                if !known {
+                    .find(|leg| leg.leg.session_id == *session_id && leg.leg.recording_id == order.recording_id);
+                if let Some(leg) = leg {
+                    // A leg the session webhook opened does not know its recording's upstream id:
+                    // name it now, so a later native recording in this session keeps its own events.
+                    if leg.leg.upstream_recording_id.is_none()
+                        && !running.is_empty()
+                        && session.recording_started.is_none_or(|started| started >= leg.leg.started_at - 1)
+                    {
+                        app.store.bind_upstream_recording(&order.recording_id, session_id, running).await?;
+                    }
+                } else if session.recording_started.is_none_or(|started| started >= order.created_at) {
                     let leg = Leg {
                         recording_id: order.recording_id.clone(),
                         session_id: session_id.clone(),
@@ -155,6 +168,10 @@ pub async fn pass(app: &App, memory: &mut Memory) -> Result<Pass, ShimError> {
                     app.store.record_leg(&leg).await?;
                     tracing::info!(channel_id = %session.channel_id, %session_id, "reconciler adopted a recording without a leg");
                     done.adopted += 1;
+                } else {
+                    // Running since before the order: a native recording (or a stopped order's,
+                    // handled below). Not the shim's to adopt, and so never the legacy Stop's to end.
+                    tracing::debug!(channel_id = %session.channel_id, %session_id, "session records since before its order; left alone");
                 }
             }
         }
@@ -175,7 +192,15 @@ pub async fn pass(app: &App, memory: &mut Memory) -> Result<Pass, ShimError> {
             tracing::info!(%channel_id, %recording_id, "reconciler stopped the recording of a stopped order");
             done.stopped += 1;
             app.store.finish_stopped_order(recording_id, now).await?;
-        } else if memory.missed(&key) {
+            // A newer order on the channel (started while the old recording still ran) records
+            // from now on, not one pass later.
+            if let Some(order) = app.store.active_order(channel_id, now).await? {
+                match start_upstream(app, &order, now, &no_headers).await {
+                    Ok(()) => done.started += 1,
+                    Err(error) => tracing::warn!(%channel_id, %error, "reconciler could not start the newer order"),
+                }
+            }
+        } else if !young(&open, recording_id, now) && memory.missed(&key) {
             app.store.finish_stopped_order(recording_id, now).await?;
             memory.seen(&key);
         }
@@ -185,7 +210,7 @@ pub async fn pass(app: &App, memory: &mut Memory) -> Result<Pass, ShimError> {
     for leg in &open {
         if sessions.contains_key(&leg.leg.session_id) {
             memory.seen(&leg.leg.session_id);
-        } else if memory.missed(&leg.leg.session_id) {
+        } else if now - leg.leg.started_at >= LEG_GRACE_SECS && memory.missed(&leg.leg.session_id) {
             done.legs_ended += app.store.end_session_legs(&leg.leg.session_id, now).await?.len();
             memory.seen(&leg.leg.session_id);
         }
@@ -207,8 +232,8 @@ pub async fn pass(app: &App, memory: &mut Memory) -> Result<Pass, ShimError> {
 /// Whether the recording running in `session` may still be one the shim started for the
 /// `stopped` order. With legs: the one a leg of it names. Without any (its leg write was lost, or
 /// an upstream start's outcome was never known): a recording on its channel that no other order's
-/// leg claims and that began before the second of the Stop — one begun since is a new order's or a
-/// native one, never this order's.
+/// leg claims and that began between the order's creation and the second of the Stop — one begun
+/// before is a native one, one begun since a new order's or a native one, never this order's.
 fn records_for_stopped(stopped: &StoppedOrder, session_id: &str, session: &LiveSession, open: &[OpenLeg]) -> bool {
     if session.channel_id != stopped.channel_id || session.recording.is_none() {
         return false;
@@ -218,8 +243,14 @@ fn records_for_stopped(stopped: &StoppedOrder, session_id: &str, session: &LiveS
         return legs.any(|leg| leg.leg.session_id == session_id && ours(leg, session));
     }
     let claimed = open.iter().any(|leg| leg.leg.session_id == session_id && !leg.order_stopped && ours(leg, session));
-    let began_before_stop = session.recording_started.is_none_or(|started| started < stopped.stopped_at);
-    !claimed && began_before_stop
+    let began_in_its_life =
+        session.recording_started.is_none_or(|started| started >= stopped.created_at && started < stopped.stopped_at);
+    !claimed && began_in_its_life
+}
+
+/// Whether the order has a leg too recent to judge by its session's absence (see [`LEG_GRACE_SECS`]).
+fn young(open: &[OpenLeg], recording_id: &str, now: i64) -> bool {
+    open.iter().any(|leg| leg.leg.recording_id == recording_id && now - leg.leg.started_at < LEG_GRACE_SECS)
 }
 
 /// Whether the recording running in `session` is the one the shim started for `leg`: a native
@@ -236,7 +267,7 @@ mod tests {
     use super::*;
 
     fn stopped() -> StoppedOrder {
-        StoppedOrder { recording_id: "A".into(), channel_id: "c".into(), stopped_at: 1_000 }
+        StoppedOrder { recording_id: "A".into(), channel_id: "c".into(), created_at: 900, stopped_at: 1_000 }
     }
 
     fn session(started: Option<i64>) -> LiveSession {
@@ -263,6 +294,8 @@ mod tests {
         assert!(records_for_stopped(&stopped(), "S", &session(None), &[]), "no start time: may be its own");
         assert!(!records_for_stopped(&stopped(), "S", &session(Some(1_000)), &[]), "begun in the second of the Stop");
         assert!(!records_for_stopped(&stopped(), "S", &session(Some(1_005)), &[]), "begun after the Stop");
+        assert!(!records_for_stopped(&stopped(), "S", &session(Some(899)), &[]), "begun before the order: native");
+        assert!(records_for_stopped(&stopped(), "S", &session(Some(900)), &[]), "begun in the second of the order");
         let other = [open_leg("B", "S", false)];
         assert!(!records_for_stopped(&stopped(), "S", &session(Some(999)), &other), "another order's recording");
         let elsewhere = LiveSession { channel_id: "d".into(), ..session(Some(999)) };

@@ -113,7 +113,14 @@ async fn reject_mode_answers_upstream_failures_and_keeps_nothing() {
     api(&shim.url, START, json!({"channel_id": "strict", "expire_time": 0}))
         .await
         .assert_legacy_error(502, "UPSTREAM-UNAVAILABLE");
-    assert!(stored_orders(&store).is_empty());
+    assert!(standing_orders(&store).is_empty(), "{:?}", stored_orders(&store));
+    api(&shim.url, GET_STARTED, json!({"channel_id": "strict"}))
+        .await
+        .assert_legacy_error(400, "NOT-STARTED-RECORDING");
+    // A retry is refused for the same reason, not met with STARTED-RECORDING.
+    api(&shim.url, START, json!({"channel_id": "strict", "expire_time": 0}))
+        .await
+        .assert_legacy_error(502, "UPSTREAM-UNAVAILABLE");
 }
 
 #[tokio::test]

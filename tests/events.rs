@@ -42,11 +42,6 @@ async fn events_of(receiver: &Receiver, kind: &str, channel: &str, count: usize)
     .await
 }
 
-async fn sim_recordings(sim: &Process, channel: &str) -> Vec<Value> {
-    let state = get_json(&format!("{}/sim/state", sim.url)).await;
-    state["recordings"].as_array().unwrap().iter().filter(|r| r["channel_id"] == channel).cloned().collect()
-}
-
 #[tokio::test]
 async fn legacy_flow_delivers_events_with_the_legacy_id_and_metadata() {
     let receiver = Receiver::start(200, "{}").await;
@@ -59,7 +54,7 @@ async fn legacy_flow_delivers_events_with_the_legacy_id_and_metadata() {
         disconnect(&sim, &connection).await;
     }
     for (channel, started, metadata) in [("obj", &object, json!({"room": "r1"})), ("txt", &text, json!("r1"))] {
-        let upstream_id = sim_recordings(&sim, channel).await[0]["recording_id"].clone();
+        let upstream_id = recordings_of(&sim, channel).await[0]["recording_id"].clone();
         let report = &events_of(&receiver, "recording.report", channel, 1).await[0];
         let archive = &events_of(&receiver, "archive.available", channel, 1).await[0];
         for event in [report, archive] {

@@ -37,7 +37,7 @@ async fn a_client_going_away_mid_start_leaves_no_refused_order() {
     drop(stream);
     // The refusal still withdraws the order although nobody is there to hear it.
     wait_for("the refused order to be withdrawn", Duration::from_secs(10), || async {
-        stored_orders(&store).is_empty().then_some(())
+        standing_orders(&store).is_empty().then_some(())
     })
     .await;
     api(&shim.url, GET_STARTED, json!({"channel_id": "gone"})).await.assert_legacy_error(400, "NOT-STARTED-RECORDING");

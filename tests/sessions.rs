@@ -22,20 +22,6 @@ fn fast_reconciler(options: ShimOptions) -> ShimOptions {
     options.env("SORA_SHIM__RECONCILER__INTERVAL_MS", "200")
 }
 
-async fn recordings_of(sim: &Process, channel: &str) -> Vec<Value> {
-    let state = get_json(&format!("{}/sim/state", sim.url)).await;
-    state["recordings"].as_array().unwrap().iter().filter(|r| r["channel_id"] == channel).cloned().collect()
-}
-
-async fn wait_recording(sim: &Process, channel: &str, recording: bool) -> Option<Value> {
-    wait_for(&format!("{channel} recording = {recording}"), Duration::from_secs(10), || async {
-        let session = sim_session(sim, channel).await;
-        let now = session.as_ref().and_then(|s| s.get("recording")).is_some_and(Value::is_object);
-        (now == recording).then_some(session)
-    })
-    .await
-}
-
 #[tokio::test]
 async fn case_10_start_before_anyone_joins() {
     let (sim, shim, _) = start_pair(webhook_only).await;
@@ -277,7 +263,7 @@ async fn reject_mode_stops_a_recording_that_a_timed_out_start_began_late() {
     api(&shim.url, START, json!({"channel_id": "late", "expire_time": 0}))
         .await
         .assert_legacy_error(504, "UPSTREAM-TIMEOUT");
-    assert!(stored_orders(&options.store).is_empty(), "a refused Start keeps no order");
+    assert!(standing_orders(&options.store).is_empty(), "a refused Start keeps no order standing");
     let recording = wait_for("the late recording to begin", Duration::from_secs(10), || async {
         recordings_of(&sim, "late").await.into_iter().next()
     })

@@ -8,7 +8,7 @@ use http::{HeaderMap, StatusCode};
 use serde_json::{Map, Value, json};
 
 use super::session_request::start_request;
-use super::stop::stop_upstream;
+use super::stop::{stop_recordings_of, stop_upstream};
 use super::validate::StartRequest;
 use crate::app::{App, now_secs};
 use crate::config::OnUpstreamFailure;
@@ -58,8 +58,16 @@ pub async fn start(app: &Arc<App>, request: StartRequest, caller_headers: &Heade
                 "upstream start failed; the order is kept and will start when the upstream answers"
             );
         } else {
-            if let Err(delete_error) = app.store.delete_order(&order.recording_id).await {
-                tracing::error!(recording_id = %order.recording_id, %delete_error, "could not withdraw a refused order");
+            // Withdrawn, not deleted: a recording the session webhook or the reconciler switched
+            // on for it while the upstream call was pending is still known, and gets stopped.
+            let withdrawn_at = now_secs();
+            match app.store.withdraw_order(&order.recording_id, withdrawn_at).await {
+                Ok(()) => {
+                    stop_recordings_of(app, &order.recording_id, &order.channel_id, caller_headers, withdrawn_at).await
+                }
+                Err(withdraw_error) => {
+                    tracing::error!(recording_id = %order.recording_id, %withdraw_error, "could not withdraw a refused order")
+                }
             }
             return Err(error);
         }
@@ -109,7 +117,7 @@ async fn start_or_watch(app: &Arc<App>, order: &Order, now: i64, caller_headers:
                         // A new order on the channel (the client retried) owns the recording now.
                         if matches!(app.store.active_order(&channel_id, now_secs()).await, Ok(None)) {
                             tracing::warn!(%channel_id, "a timed-out Start began recording late upstream with no order standing; stopping it");
-                            if let Err(error) = stop_upstream(&app, &channel_id, &headers).await {
+                            if let Err(error) = stop_upstream(&app, &channel_id, &headers).await.map(drop) {
                                 tracing::warn!(%channel_id, %error, "could not stop a late-started recording");
                             }
                         }
@@ -158,7 +166,10 @@ async fn start_upstream_within(
             tracing::warn!(%error, "upstream StartRecording answered 200 with an unreadable body");
             Value::Null
         });
-        let session_id = json.get(&upstream.start_reply.session_id).and_then(Value::as_str);
+        let session_id = json
+            .get(&upstream.start_reply.session_id)
+            .and_then(Value::as_str)
+            .filter(|id| !id.is_empty() && id.len() <= crate::webhooks::session::MAX_SESSION_ID_BYTES);
         if let Some(session_id) = session_id {
             let leg = Leg {
                 recording_id: order.recording_id.clone(),
@@ -176,7 +187,7 @@ async fn start_upstream_within(
                     // A Stop (or expiry) won the race while the upstream was starting: the
                     // recording just begun has no order any more, so it is stopped again.
                     tracing::info!(channel_id = %order.channel_id, "order stopped while its recording was starting; stopping it");
-                    if let Err(error) = stop_upstream(app, &order.channel_id, caller_headers).await {
+                    if let Err(error) = stop_upstream(app, &order.channel_id, caller_headers).await.map(drop) {
                         tracing::warn!(channel_id = %order.channel_id, %error, "could not stop the orphaned recording");
                     }
                 }

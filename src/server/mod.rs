@@ -52,7 +52,9 @@ where
 {
     let graceful = GracefulShutdown::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
-    builder.timer(TokioTimer::new()).header_read_timeout(options.header_read_timeout).keep_alive(true);
+    // half_close: a client that shuts its write side after a complete request (`nc -N`, some
+    // scripts) still gets its answer instead of a silently dropped connection.
+    builder.timer(TokioTimer::new()).header_read_timeout(options.header_read_timeout).keep_alive(true).half_close(true);
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {

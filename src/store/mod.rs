@@ -77,6 +77,8 @@ pub struct StoreStats {
 pub struct StoppedOrder {
     pub recording_id: String,
     pub channel_id: String,
+    /// When it was created (Unix seconds): a recording begun before cannot be one the shim started for it.
+    pub created_at: i64,
     /// When Stop took it (Unix seconds).
     pub stopped_at: i64,
 }
@@ -110,8 +112,11 @@ pub trait Store: Send + Sync + 'static {
     /// Two concurrent calls for one channel: exactly one succeeds, the other gets `ChannelBusy`.
     async fn create_order(&self, order: &Order) -> Result<(), StoreError>;
 
-    /// Removes an order that must not stand (its start was refused upstream).
-    async fn delete_order(&self, recording_id: &str) -> Result<(), StoreError>;
+    /// Withdraws an order that must not stand (its start was refused upstream): it is marked
+    /// stopped at `now` like a stopped order, so it vanishes from every target at once while
+    /// anything switched on for it meanwhile (by the session webhook or the reconciler) is still
+    /// known, to be stopped. No-op when it is stopped already.
+    async fn withdraw_order(&self, recording_id: &str, now: i64) -> Result<(), StoreError>;
 
     /// The channel's active order at `now`, if any.
     async fn active_order(&self, channel_id: &str, now: i64) -> Result<Option<Order>, StoreError>;
@@ -124,9 +129,20 @@ pub trait Store: Send + Sync + 'static {
     /// listing's shape, kept light because the list can be long. [`Store::active_order`] has it.
     async fn active_orders(&self, now: i64) -> Result<Vec<Order>, StoreError>;
 
-    /// Records (or refreshes) that `leg.session_id` records for `leg.recording_id`; `OrderGone`
-    /// when the order was deleted meanwhile.
+    /// Records (or refreshes) that `leg.session_id` records for `leg.recording_id`. `OrderGone`
+    /// when the order was stopped meanwhile (the leg is kept then, for the reconciler to stop
+    /// that session's recording) or is gone altogether (nothing written).
     async fn record_leg(&self, leg: &Leg) -> Result<(), StoreError>;
+
+    /// Names the upstream recording a leg switched on without knowing its id (the session
+    /// webhook's), so events of a later, different recording in that session are not taken for it.
+    /// Only legs (and session links) whose upstream id is still unknown change.
+    async fn bind_upstream_recording(
+        &self,
+        recording_id: &str,
+        session_id: &str,
+        upstream_recording_id: &str,
+    ) -> Result<(), StoreError>;
 
     /// The legs of one order, oldest first.
     async fn legs(&self, recording_id: &str) -> Result<Vec<Leg>, StoreError>;

@@ -249,13 +249,43 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn delete_order(&self, recording_id: &str) -> Result<(), StoreError> {
+    async fn withdraw_order(&self, recording_id: &str, now: i64) -> Result<(), StoreError> {
         let recording_id = recording_id.to_owned();
         self.with_connection(move |connection| {
             connection
-                .execute("DELETE FROM orders WHERE recording_id = ?1", params![recording_id])
+                .execute(
+                    "UPDATE orders SET stopped_at = ?2 WHERE recording_id = ?1 AND stopped_at IS NULL",
+                    params![recording_id, now],
+                )
                 .map_err(sql_error)?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn bind_upstream_recording(
+        &self,
+        recording_id: &str,
+        session_id: &str,
+        upstream_recording_id: &str,
+    ) -> Result<(), StoreError> {
+        let (recording_id, session_id, upstream) =
+            (recording_id.to_owned(), session_id.to_owned(), upstream_recording_id.to_owned());
+        self.with_connection(move |connection| {
+            let transaction =
+                connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql_error)?;
+            for table in ["legs", "session_links"] {
+                transaction
+                    .execute(
+                        &format!(
+                            "UPDATE {table} SET upstream_recording_id = ?3
+                             WHERE recording_id = ?1 AND session_id = ?2 AND upstream_recording_id IS NULL"
+                        ),
+                        params![recording_id, session_id, upstream],
+                    )
+                    .map_err(sql_error)?;
+            }
+            transaction.commit().map_err(sql_error)
         })
         .await
     }
@@ -311,17 +341,17 @@ impl Store for SqliteStore {
         let leg = leg.clone();
         self.with_connection(move |connection| {
             let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql_error)?;
-            // Only a standing order gets new legs: one stopped (or gone) meanwhile does not.
-            let standing: bool = transaction
+            // A stopped order still gets the leg (so the reconciler knows which session to stop,
+            // even when its recording begins late), but the caller hears that it is gone.
+            let standing: Option<bool> = transaction
                 .query_row("SELECT stopped_at IS NULL FROM orders WHERE recording_id = ?1", params![leg.recording_id], |row| {
                     row.get(0)
                 })
                 .optional()
-                .map_err(sql_error)?
-                .unwrap_or(false);
-            if !standing {
+                .map_err(sql_error)?;
+            let Some(standing) = standing else {
                 return Err(StoreError::OrderGone(leg.recording_id.clone()));
-            }
+            };
             transaction
                 .execute(
                     "INSERT INTO legs (recording_id, session_id, upstream_recording_id, started_at, ended_at)
@@ -348,7 +378,8 @@ impl Store for SqliteStore {
                     params![leg.session_id, leg.started_at, leg.recording_id, leg.upstream_recording_id],
                 )
                 .map_err(sql_error)?;
-            transaction.commit().map_err(sql_error)
+            transaction.commit().map_err(sql_error)?;
+            if standing { Ok(()) } else { Err(StoreError::OrderGone(leg.recording_id.clone())) }
         })
         .await
     }
@@ -465,12 +496,18 @@ impl Store for SqliteStore {
         self.reading(move |connection| {
             let mut statement = connection
                 .prepare_cached(
-                    "SELECT recording_id, channel_id, stopped_at FROM orders WHERE stopped_at IS NOT NULL ORDER BY stopped_at",
+                    "SELECT recording_id, channel_id, created_at, stopped_at FROM orders
+                     WHERE stopped_at IS NOT NULL ORDER BY stopped_at",
                 )
                 .map_err(sql_error)?;
             let rows = statement
                 .query_map([], |row| {
-                    Ok(StoppedOrder { recording_id: row.get(0)?, channel_id: row.get(1)?, stopped_at: row.get(2)? })
+                    Ok(StoppedOrder {
+                        recording_id: row.get(0)?,
+                        channel_id: row.get(1)?,
+                        created_at: row.get(2)?,
+                        stopped_at: row.get(3)?,
+                    })
                 })
                 .map_err(sql_error)?;
             rows.collect::<Result<Vec<_>, _>>().map_err(sql_error)
@@ -752,7 +789,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_leg_for_a_deleted_order_is_order_gone() {
+    async fn a_leg_for_a_stopped_order_is_kept_but_order_gone() {
         let (store, _) = temp_store();
         let gone = order("gone", 1_000, 0);
         store.create_order(&gone).await.unwrap();
@@ -760,6 +797,44 @@ mod tests {
         assert!(
             matches!(store.record_leg(&leg(&gone, "S")).await, Err(StoreError::OrderGone(id)) if id == gone.recording_id)
         );
+        // The reconciler sees the leg of the stopped order, to stop that session's recording.
+        let open = store.open_legs().await.unwrap();
+        assert_eq!(open.len(), 1);
+        assert_eq!((open[0].leg.session_id.as_str(), open[0].order_stopped), ("S", true));
+        // Once the order is finished (deleted), a leg has nothing to attach to.
+        store.finish_stopped_order(&gone.recording_id, 1_002).await.unwrap();
+        assert!(matches!(store.record_leg(&leg(&gone, "T")).await, Err(StoreError::OrderGone(_))));
+        assert!(store.open_legs().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_withdrawn_order_is_stopped_and_keeps_its_channel_free() {
+        let (store, _) = temp_store();
+        let refused = order("c", 1_000, 0);
+        store.create_order(&refused).await.unwrap();
+        store.withdraw_order(&refused.recording_id, 1_001).await.unwrap();
+        assert_eq!(store.active_order("c", 1_002).await.unwrap(), None);
+        let stopped = store.stopped_orders().await.unwrap();
+        assert_eq!(stopped.len(), 1);
+        assert_eq!((stopped[0].created_at, stopped[0].stopped_at), (1_000, 1_001));
+        store.create_order(&order("c", 1_002, 0)).await.unwrap();
+        // Withdrawing again (or an order stopped meanwhile) changes nothing.
+        store.withdraw_order(&refused.recording_id, 1_003).await.unwrap();
+        assert_eq!(store.stopped_orders().await.unwrap()[0].stopped_at, 1_001);
+        assert!(store.active_order("c", 1_003).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn binding_names_only_unknown_upstream_ids() {
+        let (store, _) = temp_store();
+        let webhook = order("c", 1_000, 0);
+        store.create_order(&webhook).await.unwrap();
+        store.record_leg(&Leg { upstream_recording_id: None, ..leg(&webhook, "S") }).await.unwrap();
+        store.bind_upstream_recording(&webhook.recording_id, "S", "U1").await.unwrap();
+        store.bind_upstream_recording(&webhook.recording_id, "S", "U2").await.unwrap();
+        assert_eq!(store.legs(&webhook.recording_id).await.unwrap()[0].upstream_recording_id.as_deref(), Some("U1"));
+        assert!(store.session_mapping("S", Some("U1")).await.unwrap().is_some());
+        assert!(store.session_mapping("S", Some("U2")).await.unwrap().is_none(), "a later, native recording");
     }
 
     #[tokio::test]

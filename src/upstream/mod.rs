@@ -65,10 +65,14 @@ impl UpstreamReply {
         value.get("error_type")?.as_str().map(str::to_owned)
     }
 
-    /// The start of the body, for logs and error details.
+    /// The start of the body, for logs and error details, control characters escaped (an
+    /// upstream body cannot forge log lines).
     pub fn excerpt(&self) -> String {
         let end = self.body.len().min(200);
-        String::from_utf8_lossy(&self.body[..end]).into_owned()
+        String::from_utf8_lossy(&self.body[..end])
+            .chars()
+            .flat_map(|c| if c.is_control() { c.escape_default().collect::<Vec<_>>() } else { vec![c] })
+            .collect()
     }
 }
 
@@ -265,5 +269,14 @@ mod tests {
         let garbage = UpstreamReply { status: StatusCode::OK, body: Bytes::from_static(b"<html>") };
         assert!(matches!(garbage.json(), Err(ShimError::UpstreamError(_))));
         assert_eq!(garbage.error_type(), None);
+    }
+
+    #[test]
+    fn excerpts_escape_control_characters() {
+        let forged = UpstreamReply {
+            status: StatusCode::BAD_REQUEST,
+            body: Bytes::from_static(b"oops\r\n2026-01-01 INFO fake line\0"),
+        };
+        assert_eq!(forged.excerpt(), "oops\\r\\n2026-01-01 INFO fake line\\u{0}");
     }
 }

@@ -26,7 +26,7 @@ use crate::routing::ReplyOrigin;
 use crate::store::{Leg, Order, SessionMapping, StoreError};
 
 /// Longest session id the shim records (Sora's are 26-character ULIDs).
-const MAX_SESSION_ID_BYTES: usize = 255;
+pub const MAX_SESSION_ID_BYTES: usize = 255;
 
 /// Answers one session webhook call.
 pub async fn answer<B>(app: Arc<App>, request: Request<B>) -> Response<Body>
@@ -106,13 +106,16 @@ where
         apply_event(app, event, &mut base).await?;
     }
 
-    let body = match base.body {
-        Ok(map) => Bytes::from(serde_json::to_vec(&Value::Object(map)).unwrap_or_default()),
-        Err(raw) => raw,
-    };
     let mut headers = base.headers;
     headers.remove(header::CONTENT_LENGTH);
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let body = match base.body {
+        Ok(map) => {
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            Bytes::from(serde_json::to_vec(&Value::Object(map)).unwrap_or_default())
+        }
+        // The operator's hook answered something else: returned as it came, with its own type.
+        Err(raw) => raw,
+    };
     let mut response = Response::new(full(body));
     *response.status_mut() = base.status;
     *response.headers_mut() = headers;
@@ -192,7 +195,8 @@ async fn apply_event(app: &Arc<App>, event: &Map<String, Value>, base: &mut Base
                     // Sora starts it after reading the reply, so ask once now and once a moment later.
                     for delay in [Duration::ZERO, Duration::from_secs(1)] {
                         tokio::time::sleep(delay).await;
-                        if let Err(error) = stop_upstream(&app_for_leg, &channel_id, &HeaderMap::new()).await {
+                        if let Err(error) = stop_upstream(&app_for_leg, &channel_id, &HeaderMap::new()).await.map(drop)
+                        {
                             tracing::warn!(%channel_id, %error, "could not stop a recording whose order was stopped meanwhile");
                         }
                     }

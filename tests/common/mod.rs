@@ -262,6 +262,22 @@ pub async fn sim_session(sim: &Process, channel: &str) -> Option<Value> {
     state["sessions"].as_array().unwrap().iter().find(|session| session["channel_id"] == channel).cloned()
 }
 
+/// Every recording the emulator made on a channel (running and ended), oldest first.
+pub async fn recordings_of(sim: &Process, channel: &str) -> Vec<Value> {
+    let state = get_json(&format!("{}/sim/state", sim.url)).await;
+    state["recordings"].as_array().unwrap().iter().filter(|r| r["channel_id"] == channel).cloned().collect()
+}
+
+/// Waits until the channel's live session records (or not); returns the session.
+pub async fn wait_recording(sim: &Process, channel: &str, recording: bool) -> Option<Value> {
+    wait_for(&format!("{channel} recording = {recording}"), Duration::from_secs(10), || async {
+        let session = sim_session(sim, channel).await;
+        let now = session.as_ref().and_then(|s| s.get("recording")).is_some_and(Value::is_object);
+        (now == recording).then_some(session)
+    })
+    .await
+}
+
 /// The emulator's journal of API requests with `target`.
 pub async fn journal(sim: &Process, target: &str) -> Vec<Value> {
     let all = get_json(&format!("{}/sim/requests?target={target}", sim.url)).await;
@@ -318,6 +334,17 @@ pub fn stored_orders(store: &Path) -> Vec<(String, String, Option<i64>)> {
     let mut statement =
         connection.prepare("SELECT recording_id, channel_id, stopped_at FROM orders ORDER BY recording_id").unwrap();
     statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?))).unwrap().map(Result::unwrap).collect()
+}
+
+/// Channels of the orders that stand (neither stopped nor withdrawn), read straight from the file.
+/// A refused Start's order is withdrawn, not deleted: it stays, marked, until the reconciler
+/// knows nothing records for it.
+pub fn standing_orders(store: &Path) -> Vec<String> {
+    stored_orders(store)
+        .into_iter()
+        .filter(|(_, _, stopped)| stopped.is_none())
+        .map(|(_, channel, _)| channel)
+        .collect()
 }
 
 /// Points the emulator's webhooks somewhere (at run time, so a shim on a port chosen by the OS
@@ -472,6 +499,66 @@ impl Stall {
 }
 
 impl Drop for Stall {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A relay in front of one webhook endpoint (`target`, whatever path it is called on) that holds each answer for `delay` before passing it
+/// on (Sora's side of a slow network): it counts the answers it got and is holding.
+pub struct SlowRelay {
+    pub url: String,
+    answered: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SlowRelay {
+    pub async fn start(target: &str, delay: Duration) -> SlowRelay {
+        use hyper::service::service_fn;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (count, target) = (answered.clone(), target.to_owned());
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (count, target) = (count.clone(), target.clone());
+                tokio::spawn(async move {
+                    let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                        let (count, target) = (count.clone(), target.clone());
+                        async move {
+                            let (parts, body) = request.into_parts();
+                            let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+                            let mut forward = Request::builder().method(parts.method).uri(target.as_str());
+                            for (name, value) in &parts.headers {
+                                if name != http::header::HOST {
+                                    forward = forward.header(name, value);
+                                }
+                            }
+                            let reply = send(forward.body(Full::new(body)).unwrap()).await;
+                            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            tokio::time::sleep(delay).await;
+                            let mut response = hyper::Response::new(Full::new(reply.body));
+                            *response.status_mut() = http::StatusCode::from_u16(reply.status).unwrap();
+                            *response.headers_mut() = reply.headers;
+                            Ok::<_, std::convert::Infallible>(response)
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        SlowRelay { url, answered, task }
+    }
+
+    /// How many answers the relay got from its target (and holds, or has passed on).
+    pub fn answered(&self) -> usize {
+        self.answered.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for SlowRelay {
     fn drop(&mut self) {
         self.task.abort();
     }
