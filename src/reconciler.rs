@@ -16,11 +16,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::HeaderMap;
-use serde_json::Value;
 
 use crate::app::{App, now_secs};
 use crate::error::ShimError;
-use crate::legacy::archiving::{array_reply, unix_seconds};
+use crate::legacy::sessions::{LiveSession, leg_owns, live_sessions};
 use crate::legacy::start::start_upstream;
 use crate::legacy::stop::stop_upstream;
 use crate::store::{Leg, OpenLeg, StoppedOrder};
@@ -87,39 +86,13 @@ pub async fn run(live: Arc<std::sync::RwLock<Arc<App>>>) {
     }
 }
 
-/// One session as the reconciler sees it.
-struct LiveSession {
-    channel_id: String,
-    /// The upstream id of the recording running now, `Some("")` when it records without saying.
-    recording: Option<String>,
-    /// When that recording began (Unix seconds), when the upstream says.
-    recording_started: Option<i64>,
-}
-
 /// One reconciliation pass.
 pub async fn pass(app: &App, memory: &mut Memory) -> Result<Pass, ShimError> {
     let mut done = Pass::default();
     let now = now_secs();
-    let upstream = &app.mappings.upstream;
     let no_headers = HeaderMap::new();
 
-    let reply = app
-        .upstream
-        .call_json("list_sessions", &upstream.targets.list_sessions, &upstream.list_request_body, &no_headers)
-        .await?;
-    let sessions: HashMap<String, LiveSession> = array_reply(app, &upstream.targets.list_sessions, reply)?
-        .iter()
-        .filter_map(|session| {
-            let session_id = session.get("session_id")?.as_str()?.to_owned();
-            let channel_id = session.get("channel_id")?.as_str()?.to_owned();
-            let recording = session.get("recording").filter(|value| value.is_object());
-            let recording_started =
-                recording.and_then(|recording| recording.get("start_timestamp")).and_then(unix_seconds);
-            let recording = recording
-                .map(|recording| recording.get("recording_id").and_then(Value::as_str).unwrap_or_default().to_owned());
-            Some((session_id, LiveSession { channel_id, recording, recording_started }))
-        })
-        .collect();
+    let sessions = live_sessions(app).await?;
     let open = app.store.open_legs().await?;
 
     // Start or adopt: sessions of channels with an active order (looked up per session, so a
@@ -157,7 +130,7 @@ pub async fn pass(app: &App, memory: &mut Memory) -> Result<Pass, ShimError> {
                     {
                         app.store.bind_upstream_recording(&order.recording_id, session_id, running).await?;
                     }
-                } else if session.recording_started.is_none_or(|started| started >= order.created_at) {
+                } else if session.recording_started.is_none_or(|started| started > order.created_at) {
                     let leg = Leg {
                         recording_id: order.recording_id.clone(),
                         session_id: session_id.clone(),
@@ -169,8 +142,9 @@ pub async fn pass(app: &App, memory: &mut Memory) -> Result<Pass, ShimError> {
                     tracing::info!(channel_id = %session.channel_id, %session_id, "reconciler adopted a recording without a leg");
                     done.adopted += 1;
                 } else {
-                    // Running since before the order: a native recording (or a stopped order's,
-                    // handled below). Not the shim's to adopt, and so never the legacy Stop's to end.
+                    // Running since before the order, or since its very second (whole seconds cannot
+                    // tell a native recording begun then from the shim's): not the shim's to adopt,
+                    // and so never the legacy Stop's to end. A stopped order's is handled below.
                     tracing::debug!(channel_id = %session.channel_id, %session_id, "session records since before its order; left alone");
                 }
             }
@@ -232,8 +206,9 @@ pub async fn pass(app: &App, memory: &mut Memory) -> Result<Pass, ShimError> {
 /// Whether the recording running in `session` may still be one the shim started for the
 /// `stopped` order. With legs: the one a leg of it names. Without any (its leg write was lost, or
 /// an upstream start's outcome was never known): a recording on its channel that no other order's
-/// leg claims and that began between the order's creation and the second of the Stop — one begun
-/// before is a native one, one begun since a new order's or a native one, never this order's.
+/// leg claims and that began after the second the order was made and before the second of the
+/// Stop — one begun before (or in the same second) may be a native one, one begun since a new
+/// order's or a native one; neither is ever touched.
 fn records_for_stopped(stopped: &StoppedOrder, session_id: &str, session: &LiveSession, open: &[OpenLeg]) -> bool {
     if session.channel_id != stopped.channel_id || session.recording.is_none() {
         return false;
@@ -244,7 +219,7 @@ fn records_for_stopped(stopped: &StoppedOrder, session_id: &str, session: &LiveS
     }
     let claimed = open.iter().any(|leg| leg.leg.session_id == session_id && !leg.order_stopped && ours(leg, session));
     let began_in_its_life =
-        session.recording_started.is_none_or(|started| started >= stopped.created_at && started < stopped.stopped_at);
+        session.recording_started.is_none_or(|started| started > stopped.created_at && started < stopped.stopped_at);
     !claimed && began_in_its_life
 }
 
@@ -253,13 +228,9 @@ fn young(open: &[OpenLeg], recording_id: &str, now: i64) -> bool {
     open.iter().any(|leg| leg.leg.recording_id == recording_id && now - leg.leg.started_at < LEG_GRACE_SECS)
 }
 
-/// Whether the recording running in `session` is the one the shim started for `leg`: a native
-/// recording begun since (a different upstream id) is not the shim's to stop.
+/// Whether the recording running in `session` is the one the shim started for `leg`.
 fn ours(leg: &OpenLeg, session: &LiveSession) -> bool {
-    match (&leg.leg.upstream_recording_id, &session.recording) {
-        (Some(started), Some(running)) if !running.is_empty() => started == running,
-        _ => true,
-    }
+    leg_owns(&leg.leg, session)
 }
 
 #[cfg(test)]
@@ -295,7 +266,8 @@ mod tests {
         assert!(!records_for_stopped(&stopped(), "S", &session(Some(1_000)), &[]), "begun in the second of the Stop");
         assert!(!records_for_stopped(&stopped(), "S", &session(Some(1_005)), &[]), "begun after the Stop");
         assert!(!records_for_stopped(&stopped(), "S", &session(Some(899)), &[]), "begun before the order: native");
-        assert!(records_for_stopped(&stopped(), "S", &session(Some(900)), &[]), "begun in the second of the order");
+        assert!(!records_for_stopped(&stopped(), "S", &session(Some(900)), &[]), "begun in the second of the order");
+        assert!(records_for_stopped(&stopped(), "S", &session(Some(901)), &[]));
         let other = [open_leg("B", "S", false)];
         assert!(!records_for_stopped(&stopped(), "S", &session(Some(999)), &other), "another order's recording");
         let elsewhere = LiveSession { channel_id: "d".into(), ..session(Some(999)) };

@@ -114,11 +114,7 @@ async fn native_recording(sim: &Process, shim: &Process, channel: &str) -> Value
     assert_eq!(api(&shim.url, NATIVE_START, body).await.status, 200);
     let session = wait_recording(sim, channel, true).await.unwrap();
     let began = session["recording"]["start_timestamp"].as_i64().unwrap();
-    wait_for("the next second", Duration::from_secs(3), || async {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
-        (now > began).then_some(())
-    })
-    .await;
+    wait_for("the next second", Duration::from_secs(3), || async { (unix_now() > began).then_some(()) }).await;
     session["recording"].clone()
 }
 
@@ -234,4 +230,97 @@ fn a_client_that_half_closes_after_its_request_still_gets_the_answer() {
     let json: Value = serde_json::from_str(reply.split("\r\n\r\n").nth(1).unwrap()).unwrap();
     assert_eq!(json["channel_id"], "half");
     assert_eq!(standing_orders(&options.store), ["half"]);
+}
+
+#[tokio::test]
+async fn a_native_recording_begun_in_the_legacy_orders_own_second_is_left_alone() {
+    let (sim, shim, options) = start_pair(reconciler_every(100)).await;
+    connect(&sim, "same").await;
+    // Both Starts right at the beginning of a fresh second: whole-second timestamps cannot tell
+    // them apart, so the shim must not take the native recording for its own.
+    let second = unix_now();
+    wait_for("a fresh second", Duration::from_secs(3), || async { (unix_now() > second).then_some(()) }).await;
+    let native = json!({"channel_id": "same", "metadata": {"native": true}});
+    assert_eq!(api(&shim.url, NATIVE_START, native).await.status, 200);
+    assert_eq!(api(&shim.url, START, json!({"channel_id": "same", "expire_time": 0})).await.status, 200);
+    let native_id = wait_recording(&sim, "same", true).await.unwrap()["recording"]["recording_id"].clone();
+    let passes = journal(&sim, "Sora_20231220.ListSessions").await.len();
+    wait_for("three reconciler passes", Duration::from_secs(10), || async {
+        (journal(&sim, "Sora_20231220.ListSessions").await.len() >= passes + 3).then_some(())
+    })
+    .await;
+    assert_eq!(api(&shim.url, STOP, json!({"channel_id": "same"})).await.status, 200);
+    wait_for("the stopped order to be forgotten", Duration::from_secs(10), || async {
+        stored_orders(&options.store).is_empty().then_some(())
+    })
+    .await;
+    assert!(journal(&sim, NATIVE_STOP).await.is_empty(), "the shim asked the upstream to stop");
+    let recordings = recordings_of(&sim, "same").await;
+    assert_eq!(recordings.len(), 1, "{recordings:?}");
+    assert_eq!((recordings[0]["recording_id"].clone(), recordings[0]["end_reason"].clone()), (native_id, Value::Null));
+}
+
+#[tokio::test]
+async fn a_legacy_stop_spares_a_native_recording_that_replaced_the_legacy_one_in_its_session() {
+    let (sim, shim, _) = start_pair(reconciler_every(100)).await;
+    connect(&sim, "swap").await;
+    assert_eq!(api(&shim.url, START, json!({"channel_id": "swap", "expire_time": 0})).await.status, 200);
+    let legacy_id = wait_recording(&sim, "swap", true).await.unwrap()["recording"]["recording_id"].clone();
+    // A modern client ends the legacy recording and records the same session natively.
+    assert_eq!(api(&shim.url, NATIVE_STOP, json!({"channel_id": "swap"})).await.status, 200);
+    assert_eq!(api(&shim.url, NATIVE_START, json!({"channel_id": "swap"})).await.status, 200);
+    let native_id = wait_recording(&sim, "swap", true).await.unwrap()["recording"]["recording_id"].clone();
+    assert_ne!(legacy_id, native_id);
+    let passes = journal(&sim, "Sora_20231220.ListSessions").await.len();
+    wait_for("three reconciler passes", Duration::from_secs(10), || async {
+        (journal(&sim, "Sora_20231220.ListSessions").await.len() >= passes + 3).then_some(())
+    })
+    .await;
+    assert_eq!(api(&shim.url, STOP, json!({"channel_id": "swap"})).await.status, 200);
+    let passes = journal(&sim, "Sora_20231220.ListSessions").await.len();
+    wait_for("three more passes", Duration::from_secs(10), || async {
+        (journal(&sim, "Sora_20231220.ListSessions").await.len() >= passes + 3).then_some(())
+    })
+    .await;
+    assert_eq!(journal(&sim, NATIVE_STOP).await.len(), 1, "only the modern client's own stop");
+    let live = sim_session(&sim, "swap").await.unwrap()["recording"]["recording_id"].clone();
+    assert_eq!(live, native_id);
+}
+
+#[tokio::test]
+async fn a_legacy_stop_names_the_webhook_recording_so_later_native_events_stay_native() {
+    // No reconciler pass after start-up: only the Stop can learn the upstream id.
+    let receiver = Receiver::start(200, "{}").await;
+    let (sim, shim, _) = start_pair(|options| {
+        reconciler_every(600_000)(options)
+            .env("SORA_SHIM__EVENT_WEBHOOK__FORWARD_URL", &format!("{}/events", receiver.url))
+    })
+    .await;
+    set_sim_webhooks(&sim, None, Some(&format!("{}/hooks/event", shim.url))).await;
+    let legacy = api(&shim.url, START, json!({"channel_id": "quick", "expire_time": 0, "metadata": "legacy-A"})).await;
+    connect(&sim, "quick").await;
+    let legacy_upstream = recordings_of(&sim, "quick").await[0]["recording_id"].clone();
+    assert_eq!(api(&shim.url, STOP, json!({"channel_id": "quick"})).await.status, 200);
+    wait_recording(&sim, "quick", false).await;
+    let native = json!({"channel_id": "quick", "metadata": {"mine": 1}});
+    assert_eq!(api(&shim.url, NATIVE_START, native).await.status, 200);
+    let native_upstream = wait_recording(&sim, "quick", true).await.unwrap()["recording"]["recording_id"].clone();
+    assert_eq!(api(&shim.url, NATIVE_STOP, json!({"channel_id": "quick"})).await.status, 200);
+    let reports = wait_for("both recording reports", Duration::from_secs(10), || async {
+        let reports: Vec<Value> = receiver
+            .requests()
+            .iter()
+            .map(|request| serde_json::from_slice::<Value>(&request.body).unwrap())
+            .filter(|event| event["type"] == "recording.report")
+            .collect();
+        (reports.len() >= 2).then_some(reports)
+    })
+    .await;
+    let legacy_report = reports.iter().find(|r| r["session_recording_id"] == legacy_upstream).expect("legacy report");
+    assert_eq!(
+        (legacy_report["recording_id"].clone(), legacy_report["metadata"].clone()),
+        (legacy.json()["recording_id"].clone(), json!("legacy-A"))
+    );
+    let native_report = reports.iter().find(|r| r["recording_id"] == native_upstream).expect("native report untouched");
+    assert_eq!(native_report["recording_metadata"], json!({"mine": 1}));
 }

@@ -566,6 +566,10 @@ async fn an_operator_hook_answering_204_still_gets_recording_switched_on() {
 async fn a_recording_whose_leg_never_reached_the_store_is_adopted_and_later_stopped() {
     let (sim, shim, options) = start_pair(|o| fast_reconciler(o).env("SORA_SHIM__STORE__BUSY_TIMEOUT_MS", "100")).await;
     let started = api(&shim.url, START, json!({"channel_id": "adopt", "expire_time": 0})).await.json();
+    // A recording begun in the order's own second is never adopted (it may be a native one).
+    let created_at =
+        api(&shim.url, GET_STARTED, json!({"channel_id": "adopt"})).await.json()["created_at"].as_i64().unwrap();
+    wait_for("the next second", Duration::from_secs(3), || async { (unix_now() > created_at).then_some(()) }).await;
     // The store is locked by another process while the session is created: the webhook answers
     // (reads are not blocked) but its leg cannot be written.
     let locker = rusqlite::Connection::open(&options.store).unwrap();

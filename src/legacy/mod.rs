@@ -8,6 +8,7 @@
 pub mod archiving;
 pub mod parse;
 pub mod session_request;
+pub mod sessions;
 pub mod start;
 pub mod started;
 pub mod stop;

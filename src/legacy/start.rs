@@ -187,9 +187,7 @@ async fn start_upstream_within(
                     // A Stop (or expiry) won the race while the upstream was starting: the
                     // recording just begun has no order any more, so it is stopped again.
                     tracing::info!(channel_id = %order.channel_id, "order stopped while its recording was starting; stopping it");
-                    if let Err(error) = stop_upstream(app, &order.channel_id, caller_headers).await.map(drop) {
-                        tracing::warn!(channel_id = %order.channel_id, %error, "could not stop the orphaned recording");
-                    }
+                    stop_recordings_of(app, &order.recording_id, &order.channel_id, caller_headers, now_secs()).await;
                 }
                 // The order itself is stored; a missing leg only costs the reconciler a look.
                 Err(error) => {

@@ -5,6 +5,7 @@
 use http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
+use super::sessions::{leg_owns, live_sessions};
 use crate::app::{App, now_secs};
 use crate::error::ShimError;
 use crate::mappings::UpstreamErrorClass;
@@ -21,20 +22,56 @@ pub async fn stop(app: &App, channel_id: String, caller_headers: &HeaderMap) -> 
     Ok(json!({ "channel_id": channel_id }))
 }
 
-/// After an order was stopped (or withdrawn): asks the upstream to stop the channel's recording
-/// only when the shim switched one on for this order (an open leg, or a session webhook reply
-/// whose leg is still being written). A recording on the channel that it did not start (a
-/// native one) is not the legacy client's to stop. Whatever is left (a recording whose leg
-/// write was lost, one that begins after this call) is the reconciler's.
+/// After an order was stopped (or withdrawn): stops the recording the shim switched on for it,
+/// if one runs now. The upstream's stop is channel-wide, so the session's running recording is
+/// checked against the order's legs first (see [`leg_owns`]): a recording the shim did not start
+/// (a native one, also one begun in a session after the shim's ended there) is never stopped.
+/// A webhook leg learns its recording's upstream id here, so later events of another recording
+/// in that session are not taken for the legacy one. Whatever is left (a recording whose leg
+/// write was lost or is still under way, one that begins after this call) is the reconciler's.
 pub async fn stop_recordings_of(app: &App, recording_id: &str, channel_id: &str, caller_headers: &HeaderMap, now: i64) {
-    if !may_record(app, recording_id).await {
-        tracing::info!(%channel_id, %recording_id, "stopped an order that recorded nothing");
+    let legs = match app.store.legs(recording_id).await {
+        Ok(legs) => legs.into_iter().filter(|leg| leg.ended_at.is_none()).collect::<Vec<_>>(),
+        Err(error) => {
+            tracing::warn!(%channel_id, %recording_id, %error, "could not read the order's legs; the reconciler will stop its recording");
+            return;
+        }
+    };
+    if legs.is_empty() {
+        tracing::info!(%channel_id, %recording_id, "stopped an order with no recording known to the shim");
         return;
     }
+    let sessions = match live_sessions(app).await {
+        Ok(sessions) => sessions,
+        Err(error) => {
+            tracing::warn!(%channel_id, %recording_id, %error, "could not list sessions; the reconciler will stop the recording");
+            return;
+        }
+    };
+    let mut running = None;
+    for leg in &legs {
+        let Some(session) = sessions.get(&leg.session_id).filter(|session| session.channel_id == channel_id) else {
+            continue;
+        };
+        if leg_owns(leg, session) {
+            if let Some(upstream_id) = session.recording.as_deref().filter(|id| !id.is_empty())
+                && leg.upstream_recording_id.is_none()
+                && let Err(error) = app.store.bind_upstream_recording(recording_id, &leg.session_id, upstream_id).await
+            {
+                tracing::warn!(%channel_id, %error, "could not name the recording of a leg");
+            }
+            running = Some(leg.session_id.clone());
+        }
+    }
+    let Some(session_id) = running else {
+        // Nothing of the shim's records now; Sora may still begin the recording a session webhook
+        // answer asked for, so the order stays (stopped) for the reconciler to watch.
+        tracing::info!(%channel_id, %recording_id, "no recording of this order runs now");
+        return;
+    };
     match stop_upstream(app, channel_id, caller_headers).await {
-        // Only a recording actually stopped lets the order go at once: "nothing records" may mean
-        // Sora has not yet begun the recording a session webhook reply asked for.
         Ok(StopOutcome::Stopped) => {
+            tracing::info!(%channel_id, %recording_id, %session_id, "recording stopped");
             if let Err(error) = app.store.finish_stopped_order(recording_id, now).await {
                 tracing::warn!(%channel_id, %error, "could not finish the stopped order; the reconciler will");
             }
@@ -45,19 +82,6 @@ pub async fn stop_recordings_of(app: &App, recording_id: &str, channel_id: &str,
             "upstream stop failed; the order is stopped and the reconciler will stop the recording"
         ),
     }
-}
-
-/// Whether the shim may have switched a recording on for the order: an open leg, or a session
-/// webhook reply of this process whose leg is not written yet.
-async fn may_record(app: &App, recording_id: &str) -> bool {
-    let pending = app
-        .pending_mappings
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .values()
-        .any(|mapping| mapping.recording_id == recording_id);
-    // When the legs cannot be read, asking the upstream is the safe side.
-    pending || app.store.legs(recording_id).await.map_or(true, |legs| legs.iter().any(|leg| leg.ended_at.is_none()))
 }
 
 /// What an upstream stop found.

@@ -20,7 +20,7 @@ use crate::config::OnForwardError;
 use crate::error::{ShimError, legacy_error_response};
 use crate::legacy::parse::read_body;
 use crate::legacy::session_request::recording_options;
-use crate::legacy::stop::stop_upstream;
+use crate::legacy::stop::stop_recordings_of;
 use crate::mappings::SessionWebhookKeys;
 use crate::routing::ReplyOrigin;
 use crate::store::{Leg, Order, SessionMapping, StoreError};
@@ -191,14 +191,13 @@ async fn apply_event(app: &Arc<App>, event: &Map<String, Value>, base: &mut Base
             match written {
                 Ok(()) => {}
                 Err(StoreError::OrderGone(_)) => {
-                    // Stopped between the lookup and now: undo the recording just switched on.
-                    // Sora starts it after reading the reply, so ask once now and once a moment later.
+                    // Stopped between the lookup and now: undo the recording just switched on
+                    // (the leg is kept for a stopped order). Sora starts it after reading the
+                    // reply, so look once now and once a moment later; the reconciler does the rest.
                     for delay in [Duration::ZERO, Duration::from_secs(1)] {
                         tokio::time::sleep(delay).await;
-                        if let Err(error) = stop_upstream(&app_for_leg, &channel_id, &HeaderMap::new()).await.map(drop)
-                        {
-                            tracing::warn!(%channel_id, %error, "could not stop a recording whose order was stopped meanwhile");
-                        }
+                        stop_recordings_of(&app_for_leg, &leg.recording_id, &channel_id, &HeaderMap::new(), now_secs())
+                            .await;
                     }
                 }
                 Err(error) => tracing::warn!(%error, session_id = %leg.session_id, "could not record the session leg"),

@@ -262,6 +262,11 @@ pub async fn sim_session(sim: &Process, channel: &str) -> Option<Value> {
     state["sessions"].as_array().unwrap().iter().find(|session| session["channel_id"] == channel).cloned()
 }
 
+/// The wall clock in Unix seconds.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
 /// Every recording the emulator made on a channel (running and ended), oldest first.
 pub async fn recordings_of(sim: &Process, channel: &str) -> Vec<Value> {
     let state = get_json(&format!("{}/sim/state", sim.url)).await;
