@@ -19,6 +19,29 @@ fn reconciler_every(ms: u64) -> impl FnOnce(ShimOptions) -> ShimOptions {
     move |options| options.env("SORA_SHIM__RECONCILER__INTERVAL_MS", &ms.to_string())
 }
 
+/// Waits until the reconcilers have listed the sessions `count` more times.
+async fn reconciler_passes(sim: &Process, count: usize) {
+    let seen = journal(sim, "Sora_20231220.ListSessions").await.len();
+    wait_for(&format!("{count} more reconciler passes"), Duration::from_secs(10), || async {
+        (journal(sim, "Sora_20231220.ListSessions").await.len() >= seen + count).then_some(())
+    })
+    .await;
+}
+
+/// Waits until the operator's receiver holds `count` `recording.report` events, and returns them.
+async fn recording_reports(receiver: &Receiver, count: usize) -> Vec<Value> {
+    wait_for(&format!("{count} recording reports"), Duration::from_secs(10), || async {
+        let reports: Vec<Value> = receiver
+            .requests()
+            .iter()
+            .map(|request| serde_json::from_slice::<Value>(&request.body).unwrap())
+            .filter(|event| event["type"] == "recording.report")
+            .collect();
+        (reports.len() >= count).then_some(reports)
+    })
+    .await
+}
+
 /// The upstream holds the legacy Start for 1.5 s, then refuses it as a cluster minority.
 async fn slow_refusal(sim: &Process) {
     let body = r#"{"error_type":"NOT-CLUSTER-MAJORITY"}"#;
@@ -51,11 +74,7 @@ async fn a_refused_start_stops_what_the_reconciler_began_meanwhile() {
     })
     .await;
     // Later passes leave the channel alone.
-    let passes = journal(&sim, "Sora_20231220.ListSessions").await.len();
-    wait_for("three more passes", Duration::from_secs(10), || async {
-        (journal(&sim, "Sora_20231220.ListSessions").await.len() >= passes + 3).then_some(())
-    })
-    .await;
+    reconciler_passes(&sim, 3).await;
     assert_eq!(recordings_of(&sim, "x1").await.len(), 1);
 }
 
@@ -125,11 +144,7 @@ async fn a_legacy_start_and_stop_never_touch_a_native_recording() {
     let native = native_recording(&sim, &shim, "n1").await;
     // The legacy order is taken (the channel records already) ...
     assert_eq!(api(&shim.url, START, json!({"channel_id": "n1", "expire_time": 0})).await.status, 200);
-    let passes = journal(&sim, "Sora_20231220.ListSessions").await.len();
-    wait_for("three reconciler passes", Duration::from_secs(10), || async {
-        (journal(&sim, "Sora_20231220.ListSessions").await.len() >= passes + 3).then_some(())
-    })
-    .await;
+    reconciler_passes(&sim, 3).await;
     // ... but the native recording is not adopted, and the legacy Stop does not end it.
     assert_eq!(api(&shim.url, STOP, json!({"channel_id": "n1"})).await.status, 200);
     wait_for("the stopped order to be forgotten", Duration::from_secs(10), || async {
@@ -185,11 +200,7 @@ async fn events_of_a_native_recording_after_a_legacy_one_in_the_same_session_sta
     connect(&sim, "ev").await;
     // Switched on by the session webhook: the shim learns the upstream id at its next pass.
     let legacy_upstream = recordings_of(&sim, "ev").await[0]["recording_id"].clone();
-    let passes = journal(&sim, "Sora_20231220.ListSessions").await.len();
-    wait_for("two reconciler passes", Duration::from_secs(10), || async {
-        (journal(&sim, "Sora_20231220.ListSessions").await.len() >= passes + 2).then_some(())
-    })
-    .await;
+    reconciler_passes(&sim, 2).await;
     assert_eq!(api(&shim.url, STOP, json!({"channel_id": "ev"})).await.status, 200);
     wait_recording(&sim, "ev", false).await;
     // A modern client records the same session natively.
@@ -198,16 +209,7 @@ async fn events_of_a_native_recording_after_a_legacy_one_in_the_same_session_sta
     let native_upstream = wait_recording(&sim, "ev", true).await.unwrap()["recording"]["recording_id"].clone();
     assert_eq!(api(&shim.url, NATIVE_STOP, json!({"channel_id": "ev"})).await.status, 200);
 
-    let reports = wait_for("both recording reports", Duration::from_secs(10), || async {
-        let reports: Vec<Value> = receiver
-            .requests()
-            .iter()
-            .map(|request| serde_json::from_slice::<Value>(&request.body).unwrap())
-            .filter(|event| event["type"] == "recording.report")
-            .collect();
-        (reports.len() >= 2).then_some(reports)
-    })
-    .await;
+    let reports = recording_reports(&receiver, 2).await;
     let legacy_report = reports.iter().find(|r| r["session_recording_id"] == legacy_upstream).expect("legacy report");
     assert_eq!(legacy_report["recording_id"], legacy.json()["recording_id"]);
     assert_eq!(legacy_report["metadata"], json!({"legacy": 1}));
@@ -244,11 +246,7 @@ async fn a_native_recording_begun_in_the_legacy_orders_own_second_is_left_alone(
     assert_eq!(api(&shim.url, NATIVE_START, native).await.status, 200);
     assert_eq!(api(&shim.url, START, json!({"channel_id": "same", "expire_time": 0})).await.status, 200);
     let native_id = wait_recording(&sim, "same", true).await.unwrap()["recording"]["recording_id"].clone();
-    let passes = journal(&sim, "Sora_20231220.ListSessions").await.len();
-    wait_for("three reconciler passes", Duration::from_secs(10), || async {
-        (journal(&sim, "Sora_20231220.ListSessions").await.len() >= passes + 3).then_some(())
-    })
-    .await;
+    reconciler_passes(&sim, 3).await;
     assert_eq!(api(&shim.url, STOP, json!({"channel_id": "same"})).await.status, 200);
     wait_for("the stopped order to be forgotten", Duration::from_secs(10), || async {
         stored_orders(&options.store).is_empty().then_some(())
@@ -271,17 +269,9 @@ async fn a_legacy_stop_spares_a_native_recording_that_replaced_the_legacy_one_in
     assert_eq!(api(&shim.url, NATIVE_START, json!({"channel_id": "swap"})).await.status, 200);
     let native_id = wait_recording(&sim, "swap", true).await.unwrap()["recording"]["recording_id"].clone();
     assert_ne!(legacy_id, native_id);
-    let passes = journal(&sim, "Sora_20231220.ListSessions").await.len();
-    wait_for("three reconciler passes", Duration::from_secs(10), || async {
-        (journal(&sim, "Sora_20231220.ListSessions").await.len() >= passes + 3).then_some(())
-    })
-    .await;
+    reconciler_passes(&sim, 3).await;
     assert_eq!(api(&shim.url, STOP, json!({"channel_id": "swap"})).await.status, 200);
-    let passes = journal(&sim, "Sora_20231220.ListSessions").await.len();
-    wait_for("three more passes", Duration::from_secs(10), || async {
-        (journal(&sim, "Sora_20231220.ListSessions").await.len() >= passes + 3).then_some(())
-    })
-    .await;
+    reconciler_passes(&sim, 3).await;
     assert_eq!(journal(&sim, NATIVE_STOP).await.len(), 1, "only the modern client's own stop");
     let live = sim_session(&sim, "swap").await.unwrap()["recording"]["recording_id"].clone();
     assert_eq!(live, native_id);
@@ -306,16 +296,7 @@ async fn a_legacy_stop_names_the_webhook_recording_so_later_native_events_stay_n
     assert_eq!(api(&shim.url, NATIVE_START, native).await.status, 200);
     let native_upstream = wait_recording(&sim, "quick", true).await.unwrap()["recording"]["recording_id"].clone();
     assert_eq!(api(&shim.url, NATIVE_STOP, json!({"channel_id": "quick"})).await.status, 200);
-    let reports = wait_for("both recording reports", Duration::from_secs(10), || async {
-        let reports: Vec<Value> = receiver
-            .requests()
-            .iter()
-            .map(|request| serde_json::from_slice::<Value>(&request.body).unwrap())
-            .filter(|event| event["type"] == "recording.report")
-            .collect();
-        (reports.len() >= 2).then_some(reports)
-    })
-    .await;
+    let reports = recording_reports(&receiver, 2).await;
     let legacy_report = reports.iter().find(|r| r["session_recording_id"] == legacy_upstream).expect("legacy report");
     assert_eq!(
         (legacy_report["recording_id"].clone(), legacy_report["metadata"].clone()),
