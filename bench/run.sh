@@ -271,6 +271,19 @@ print(json.dumps({
 # ---------------------------------------------------------------- scenarios
 STATS_TARGET='x-sora-target: Sora_20171010.GetStatsReport'
 
+# passthrough_at_rate PHASE CONNECTIONS RATE: every passthrough variant, open loop at RATE, each
+# repetition in a rotated order (uses the caller's `url` and `args`).
+passthrough_at_rate() {
+    local phase=$1 connections=$2 rate=$3 rep variant
+    for rep in $(seq "$REPS"); do
+        for variant in $(rotate "$rep" direct shim bare nginx); do
+            oha_run "$WORK/o.json" -z "${DURATION}s" -c "$connections" -q "$rate" --latency-correction "${args[@]}" "${url[$variant]}/"
+            record record-oha "$WORK/o.json" scenario=passthrough phase="$phase" variant="$variant" rep="$rep" concurrency="$connections" target_rate="$rate"
+            log "  $phase rep $rep $variant: $(python3 "$BENCH/report.py" last "$RAW")"
+        done
+    done
+}
+
 scenario_passthrough() {
     log "passthrough: direct vs shim vs bare hyper proxy vs nginx"
     start_sim pt
@@ -311,21 +324,9 @@ scenario_passthrough() {
     rate=$(python3 "$BENCH/report.py" median "$RAW" ok_rps scenario=passthrough phase=saturation variant=shim)
     rate=$(python3 -c "print(max(1, round($rate * 0.5)))")
     log "  fixed rate: $rate req/s (50 % of the shim's median saturation rate)"
-    for rep in $(seq "$REPS"); do
-        for variant in $(rotate "$rep" direct shim bare nginx); do
-            oha_run "$WORK/o.json" -z "${DURATION}s" -c "$RATE_CONNECTIONS" -q "$rate" --latency-correction "${args[@]}" "${url[$variant]}/"
-            record record-oha "$WORK/o.json" scenario=passthrough phase=rate variant="$variant" rep="$rep" concurrency="$RATE_CONNECTIONS" target_rate="$rate"
-            log "  rate rep $rep $variant: $(python3 "$BENCH/report.py" last "$RAW")"
-        done
-    done
+    passthrough_at_rate rate "$RATE_CONNECTIONS" "$rate"
     log "  light load: $LIGHT_RATE req/s over $LIGHT_CONNECTIONS connections (what one request costs on an idle machine)"
-    for rep in $(seq "$REPS"); do
-        for variant in $(rotate "$rep" direct shim bare nginx); do
-            oha_run "$WORK/o.json" -z "${DURATION}s" -c "$LIGHT_CONNECTIONS" -q "$LIGHT_RATE" --latency-correction "${args[@]}" "${url[$variant]}/"
-            record record-oha "$WORK/o.json" scenario=passthrough phase=light variant="$variant" rep="$rep" concurrency="$LIGHT_CONNECTIONS" target_rate="$LIGHT_RATE"
-            log "  light rep $rep $variant: $(python3 "$BENCH/report.py" last "$RAW")"
-        done
-    done
+    passthrough_at_rate light "$LIGHT_CONNECTIONS" "$LIGHT_RATE"
     stop_pid "$nginx_pid"; stop_pid "$bare_pid"; stop_pid "$SHIM_PID"; stop_pid "$SIM_PID"
 }
 

@@ -215,9 +215,10 @@ fn records_for_stopped(stopped: &StoppedOrder, session_id: &str, session: &LiveS
     }
     let mut legs = open.iter().filter(|leg| leg.leg.recording_id == stopped.recording_id).peekable();
     if legs.peek().is_some() {
-        return legs.any(|leg| leg.leg.session_id == session_id && ours(leg, session));
+        return legs.any(|leg| leg.leg.session_id == session_id && leg_owns(&leg.leg, session));
     }
-    let claimed = open.iter().any(|leg| leg.leg.session_id == session_id && !leg.order_stopped && ours(leg, session));
+    let claimed =
+        open.iter().any(|leg| leg.leg.session_id == session_id && !leg.order_stopped && leg_owns(&leg.leg, session));
     let began_in_its_life =
         session.recording_started.is_none_or(|started| started > stopped.created_at && started < stopped.stopped_at);
     !claimed && began_in_its_life
@@ -226,11 +227,6 @@ fn records_for_stopped(stopped: &StoppedOrder, session_id: &str, session: &LiveS
 /// Whether the order has a leg too recent to judge by its session's absence (see [`LEG_GRACE_SECS`]).
 fn young(open: &[OpenLeg], recording_id: &str, now: i64) -> bool {
     open.iter().any(|leg| leg.leg.recording_id == recording_id && now - leg.leg.started_at < LEG_GRACE_SECS)
-}
-
-/// Whether the recording running in `session` is the one the shim started for `leg`.
-fn ours(leg: &OpenLeg, session: &LiveSession) -> bool {
-    leg_owns(&leg.leg, session)
 }
 
 #[cfg(test)]

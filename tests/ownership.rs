@@ -42,6 +42,21 @@ async fn recording_reports(receiver: &Receiver, count: usize) -> Vec<Value> {
     .await
 }
 
+/// A legacy Stop on `channel` answers 200, its order is forgotten, and the native recording
+/// `native_id` is the channel's only one and still runs: the shim never asked the upstream to stop.
+async fn legacy_stop_spares(sim: &Process, shim: &Process, options: &ShimOptions, channel: &str, native_id: &Value) {
+    assert_eq!(api(&shim.url, STOP, json!({"channel_id": channel})).await.status, 200);
+    wait_for("the stopped order to be forgotten", Duration::from_secs(10), || async {
+        stored_orders(&options.store).is_empty().then_some(())
+    })
+    .await;
+    assert!(journal(sim, NATIVE_STOP).await.is_empty(), "the shim asked the upstream to stop");
+    let recordings = recordings_of(sim, channel).await;
+    assert_eq!(recordings.len(), 1, "{recordings:?}");
+    assert_eq!(&recordings[0]["recording_id"], native_id);
+    assert!(recordings[0]["end_reason"].is_null(), "{recordings:?}");
+}
+
 /// The upstream holds the legacy Start for 1.5 s, then refuses it as a cluster minority.
 async fn slow_refusal(sim: &Process) {
     let body = r#"{"error_type":"NOT-CLUSTER-MAJORITY"}"#;
@@ -146,16 +161,7 @@ async fn a_legacy_start_and_stop_never_touch_a_native_recording() {
     assert_eq!(api(&shim.url, START, json!({"channel_id": "n1", "expire_time": 0})).await.status, 200);
     reconciler_passes(&sim, 3).await;
     // ... but the native recording is not adopted, and the legacy Stop does not end it.
-    assert_eq!(api(&shim.url, STOP, json!({"channel_id": "n1"})).await.status, 200);
-    wait_for("the stopped order to be forgotten", Duration::from_secs(10), || async {
-        stored_orders(&options.store).is_empty().then_some(())
-    })
-    .await;
-    assert!(journal(&sim, NATIVE_STOP).await.is_empty(), "the shim asked the upstream to stop");
-    let recordings = recordings_of(&sim, "n1").await;
-    assert_eq!(recordings.len(), 1, "{recordings:?}");
-    assert_eq!(recordings[0]["recording_id"], native["recording_id"]);
-    assert!(recordings[0]["end_reason"].is_null(), "{recordings:?}");
+    legacy_stop_spares(&sim, &shim, &options, "n1", &native["recording_id"]).await;
     let live = sim_session(&sim, "n1").await.unwrap()["recording"].clone();
     assert_eq!((live["recording_id"].clone(), live["format"].clone()), (native["recording_id"].clone(), json!("mp4")));
 }
@@ -247,15 +253,7 @@ async fn a_native_recording_begun_in_the_legacy_orders_own_second_is_left_alone(
     assert_eq!(api(&shim.url, START, json!({"channel_id": "same", "expire_time": 0})).await.status, 200);
     let native_id = wait_recording(&sim, "same", true).await.unwrap()["recording"]["recording_id"].clone();
     reconciler_passes(&sim, 3).await;
-    assert_eq!(api(&shim.url, STOP, json!({"channel_id": "same"})).await.status, 200);
-    wait_for("the stopped order to be forgotten", Duration::from_secs(10), || async {
-        stored_orders(&options.store).is_empty().then_some(())
-    })
-    .await;
-    assert!(journal(&sim, NATIVE_STOP).await.is_empty(), "the shim asked the upstream to stop");
-    let recordings = recordings_of(&sim, "same").await;
-    assert_eq!(recordings.len(), 1, "{recordings:?}");
-    assert_eq!((recordings[0]["recording_id"].clone(), recordings[0]["end_reason"].clone()), (native_id, Value::Null));
+    legacy_stop_spares(&sim, &shim, &options, "same", &native_id).await;
 }
 
 #[tokio::test]
