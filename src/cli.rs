@@ -286,16 +286,31 @@ async fn run(cli: Cli, config: Config, mappings: Mappings) -> Result<(), String>
     };
     let metrics = Arc::new(crate::metrics::Metrics::default());
     let usage = Arc::new(crate::usage::Usage::default());
+    // The usage counts of earlier runs (and of replicas sharing the store), before the first call.
+    usage.flush(store.as_ref()).await.map_err(|error| format!("store: reading the usage table: {error}"))?;
     let app =
         assemble(config, mappings, Arc::clone(&store), bundled.as_deref(), Arc::clone(&metrics), Arc::clone(&usage))?;
     let upstream_url = app.upstream.base().to_string();
     let live = Arc::new(std::sync::RwLock::new(Arc::clone(&app)));
     tokio::spawn(crate::reconciler::run(Arc::clone(&live)));
+    tokio::spawn(crate::usage::flush_periodically(Arc::clone(&live)));
     let service = Reloadable::new(stack::build(app));
-    tokio::spawn(reload_on_sighup(cli, service.clone(), live, store, bundled, metrics, usage));
+    tokio::spawn(reload_on_sighup(
+        cli,
+        service.clone(),
+        live,
+        Arc::clone(&store),
+        bundled,
+        metrics,
+        Arc::clone(&usage),
+    ));
     announce(&format!("listening on http://{address}"));
     tracing::info!(%address, upstream = %upstream_url, "sora-legacy-shim ready");
     serve(listener, service, options, shutdown_signal()).await;
+    match usage.flush(store.as_ref()).await {
+        Ok(()) => tracing::info!("usage counts saved"),
+        Err(error) => tracing::warn!(%error, "usage counts since the last flush could not be saved"),
+    }
     Ok(())
 }
 

@@ -42,6 +42,7 @@ pub struct Config {
     /// HTTP Basic credentials Sora must send on `/hooks/session` and `/hooks/event`.
     pub webhook_auth: Option<BasicCredentials>,
     pub reconciler: ReconcilerConfig,
+    pub usage: UsageConfig,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -193,6 +194,13 @@ impl Serialize for Secret {
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
+pub struct UsageConfig {
+    /// How often the migration usage counts are added to the store (and other replicas' read back).
+    pub flush_interval_ms: u64,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
 pub struct ReconcilerConfig {
     /// How often upstream sessions are compared with the orders (and expired orders swept).
     pub interval_ms: u64,
@@ -245,6 +253,7 @@ impl Default for Config {
             event_webhook: EventWebhookConfig::default(),
             webhook_auth: None,
             reconciler: ReconcilerConfig::default(),
+            usage: UsageConfig::default(),
         }
     }
 }
@@ -312,6 +321,12 @@ impl Default for EventWebhookConfig {
 impl Default for ReconcilerConfig {
     fn default() -> Self {
         Self { interval_ms: 5_000 }
+    }
+}
+
+impl Default for UsageConfig {
+    fn default() -> Self {
+        Self { flush_interval_ms: 5_000 }
     }
 }
 
@@ -518,6 +533,7 @@ impl Config {
             ("session_webhook.forward_timeout_ms", self.session_webhook.forward_timeout_ms),
             ("event_webhook.forward_timeout_ms", self.event_webhook.forward_timeout_ms),
             ("reconciler.interval_ms", self.reconciler.interval_ms),
+            ("usage.flush_interval_ms", self.usage.flush_interval_ms),
             ("limits.request_timeout_ms", self.limits.request_timeout_ms),
             ("limits.max_in_flight", self.limits.max_in_flight as u64),
             ("limits.header_read_timeout_ms", self.limits.header_read_timeout_ms),

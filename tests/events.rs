@@ -184,15 +184,8 @@ async fn a_dead_receiver_fails_the_webhook_and_loses_nothing() {
     assert_eq!(stored_orders(&options.store).len(), 1);
     assert!(sim_session(&sim, "keep").await.unwrap()["recording"].is_object());
 
-    let metrics = send(
-        http::Request::builder()
-            .uri(format!("{}/metrics", shim.url))
-            .body(http_body_util::Full::new(bytes::Bytes::new()))
-            .unwrap(),
-    )
-    .await
-    .text();
-    assert!(metrics.contains("sora_shim_webhook_forward_errors_total{hook=\"event\"} 1"), "{metrics}");
+    let metrics = metrics_text(&shim).await;
+    assert_eq!(sample(&metrics, r#"sora_shim_webhook_forward_errors_total{hook="event"}"#), Some(1.0), "{metrics}");
 
     // Once a receiver answers, the same event is translated with the legacy id.
     let receiver = Receiver::start(200, "{}").await;
@@ -238,4 +231,100 @@ async fn usage_report_counts_translated_calls_by_client_only() {
         (nightly["target"].as_str(), nightly["count"].as_u64()),
         (Some("Sora_20161101.ListStartedRecording"), Some(1))
     );
+}
+
+#[tokio::test]
+async fn events_nobody_can_map_pass_through_byte_for_byte_and_are_counted() {
+    let receiver = Receiver::start(200, "{}").await;
+    let (sim, shim) = wired(&receiver, |o| o).await;
+    // One rewritten event, so the counts below are told apart from "nothing counted".
+    api(&shim.url, START, json!({"channel_id": "mapped", "expire_time": 0})).await;
+    let connection = connect(&sim, "mapped").await;
+    disconnect(&sim, &connection).await;
+    events_of(&receiver, "recording.report", "mapped", 1).await;
+    events_of(&receiver, "archive.available", "mapped", 1).await;
+    let before = receiver.requests().len();
+
+    let unknown_session = r#"{"type":"recording.report","session_id":"NO-SUCH-SESSION","recording_id":"U9",  "recording_metadata":{"legacy_metadata":1}}"#;
+    let no_session = r#"{"type":"archive.available","recording_id":"U8"}"#;
+    let not_json = "recording.report? not JSON";
+    let other = r#"{"type":"connection.created","channel_id":"mapped","metadata":{"a":1}}"#;
+    for body in [unknown_session, no_session, not_json, other] {
+        let reply = post(&shim.url, "/hooks/event", None, body, &[("content-type", "application/json")]).await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+    }
+    let forwarded = receiver.requests();
+    let passed: Vec<&[u8]> = forwarded[before..].iter().map(|request| request.body.as_ref()).collect();
+    let sent: Vec<&[u8]> = [unknown_session, no_session, not_json, other].iter().map(|body| body.as_bytes()).collect();
+    assert_eq!(passed, sent, "forwarded unchanged, byte for byte, in order");
+
+    let metrics = metrics_text(&shim).await;
+    let count = |outcome: &str| sample(&metrics, &format!(r#"sora_shim_event_webhooks_total{{outcome="{outcome}"}}"#));
+    assert_eq!(count("unmapped"), Some(3.0), "{metrics}");
+    assert_eq!(count("other"), Some(1.0), "{metrics}");
+    // The legacy flow's own events: archive.available and recording.report, both rewritten.
+    assert_eq!(count("translated"), Some(2.0), "{metrics}");
+}
+
+#[tokio::test]
+async fn webhook_bodies_have_their_own_size_limit() {
+    let receiver = Receiver::start(200, "{}").await;
+    let (_sim, shim) = wired(&receiver, |o| {
+        o.env("SORA_SHIM__LIMITS__MAX_BODY_BYTES", "1024").env("SORA_SHIM__LIMITS__MAX_WEBHOOK_BODY_BYTES", "8192")
+    })
+    .await;
+    let event_of = |size: usize| json!({"type": "connection.created", "channel_id": "big", "pad": "x".repeat(size)});
+    // 4 KiB: over the API limit, under the webhook limit, so it is forwarded.
+    let medium = event_of(4096).to_string();
+    assert_eq!(post(&shim.url, "/hooks/event", None, &medium, &[]).await.status, 200);
+    assert_eq!(receiver.requests().len(), 1);
+    assert_eq!(receiver.requests()[0].body, medium.as_bytes());
+    // 16 KiB: over the webhook limit, refused on both hooks and nothing forwarded.
+    let large = event_of(16 * 1024).to_string();
+    post(&shim.url, "/hooks/event", None, &large, &[]).await.assert_legacy_error(413, "REQUEST-TOO-LARGE");
+    post(&shim.url, "/hooks/session", None, &large, &[]).await.assert_legacy_error(413, "REQUEST-TOO-LARGE");
+    assert_eq!(receiver.requests().len(), 1, "nothing over the limit was forwarded");
+    // The same 4 KiB as a legacy call is over the API's own limit.
+    let start = json!({"channel_id": "big", "expire_time": 0, "metadata": {"pad": "x".repeat(4096)}}).to_string();
+    post(&shim.url, "/", Some(START), &start, &[]).await.assert_legacy_error(413, "REQUEST-TOO-LARGE");
+}
+
+/// Usage rows saved in the store file: (target, user agent, count).
+fn saved_usage(store: &std::path::Path) -> Vec<(String, String, i64)> {
+    let connection = rusqlite::Connection::open(store).unwrap();
+    let mut statement =
+        connection.prepare("SELECT target, user_agent, count FROM usage ORDER BY target, user_agent").unwrap();
+    statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?))).unwrap().map(Result::unwrap).collect()
+}
+
+#[tokio::test]
+async fn usage_outlives_restarts_and_crashes() {
+    let sim = start_sim(&[]);
+    let often = ShimOptions::new(&sim.url).env("SORA_SHIM__USAGE__FLUSH_INTERVAL_MS", "100");
+    let mut shim = start_shim(&often);
+    let old = [("user-agent", "old-admin/1.0")];
+    post(&shim.url, "/", Some(START), r#"{"channel_id":"u","expire_time":0}"#, &old).await;
+    post(&shim.url, "/", Some(STOP), r#"{"channel_id":"u"}"#, &old).await;
+    // Saved by the periodic flush, so even SIGKILL keeps them.
+    let stop_and_start =
+        [(START.to_owned(), "old-admin/1.0".to_owned(), 1), (STOP.to_owned(), "old-admin/1.0".to_owned(), 1)];
+    wait_for("usage saved", Duration::from_secs(10), || async {
+        (saved_usage(&often.store) == stop_and_start).then_some(())
+    })
+    .await;
+    shim.kill();
+
+    // Next run: never flushes on its own, so what it counts is saved only by the clean shutdown.
+    let rarely = ShimOptions { env: vec![], ..often.clone() }.env("SORA_SHIM__USAGE__FLUSH_INTERVAL_MS", "600000");
+    let mut shim = start_shim(&rarely);
+    let report = get_json(&format!("{}/shim/usage", shim.url)).await;
+    assert_eq!(report["totals"], json!({START: 1, STOP: 1}), "the last run's counts are back: {report}");
+    post(&shim.url, "/", Some(START), r#"{"channel_id":"u","expire_time":0}"#, &old).await;
+    let report = get_json(&format!("{}/shim/usage", shim.url)).await;
+    let admin = report["clients"].as_array().unwrap().iter().find(|c| c["target"] == START).unwrap().clone();
+    assert_eq!(admin["count"], 2, "{report}");
+    assert!(report["since"].as_i64().unwrap() <= admin["first_seen"].as_i64().unwrap());
+    assert_eq!(saved_usage(&rarely.store)[0].2, 1, "not flushed yet");
+    assert_eq!(shim.terminate(Duration::from_secs(10)), Some(0));
+    assert_eq!(saved_usage(&rarely.store)[0], (START.to_owned(), "old-admin/1.0".to_owned(), 2));
 }

@@ -11,21 +11,6 @@ use serde_json::{Value, json};
 
 const START: &str = "Sora_20161101.StartRecording";
 
-async fn metrics_text(shim: &Process) -> String {
-    let request = http::Request::builder()
-        .uri(format!("{}/metrics", shim.url))
-        .body(http_body_util::Full::new(bytes::Bytes::new()))
-        .unwrap();
-    let reply = send(request).await;
-    assert_eq!(reply.status, 200);
-    assert!(reply.header("content-type").unwrap().contains("openmetrics-text"));
-    reply.text()
-}
-
-fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines().find_map(|line| line.strip_prefix(series).and_then(|rest| rest.trim().split(' ').next()?.parse().ok()))
-}
-
 #[tokio::test]
 async fn metrics_show_exact_counts_after_a_known_sequence() {
     let (sim, shim, _) = start_pair(|o| o.env("SORA_SHIM__RECONCILER__INTERVAL_MS", "600000")).await;

@@ -105,6 +105,20 @@ pub enum StoreError {
     Unavailable(String),
 }
 
+/// One row of the migration usage table: one client's translated calls to one target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UsageRow {
+    pub target: String,
+    pub remote_addr: String,
+    pub user_agent: String,
+    pub count: u64,
+    pub first_seen: i64,
+    pub last_seen: i64,
+}
+
+/// Address and user agent of the row that collects clients past the table's bound.
+pub const OTHER_CLIENTS: &str = "<other>";
+
 /// Where orders live.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -183,4 +197,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes expired orders (and old session links and vetoes); returns how many orders went.
     async fn sweep(&self, now: i64) -> Result<usize, StoreError>;
+
+    /// Adds `rows` to the usage table in one transaction: counts are summed, first-seen is the
+    /// earliest and last-seen the latest. A client new to a table that already holds
+    /// `max_clients` rows is added to the [`OTHER_CLIENTS`] row of its target instead.
+    async fn add_usage(&self, rows: Vec<UsageRow>, max_clients: usize) -> Result<(), StoreError>;
+
+    /// The whole usage table.
+    async fn usage(&self) -> Result<Vec<UsageRow>, StoreError>;
 }

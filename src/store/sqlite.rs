@@ -14,7 +14,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
-use super::{Leg, MAPPING_RETENTION_SECS, OpenLeg, Order, SessionMapping, StoppedOrder, Store, StoreError, StoreStats};
+use super::{
+    Leg, MAPPING_RETENTION_SECS, OTHER_CLIENTS, OpenLeg, Order, SessionMapping, StoppedOrder, Store, StoreError,
+    StoreStats, UsageRow,
+};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS orders (
@@ -56,6 +59,15 @@ CREATE TABLE IF NOT EXISTS session_links (
     upstream_recording_id TEXT,
     recorded_at           INTEGER NOT NULL,
     PRIMARY KEY (session_id, recording_id)
+);
+CREATE TABLE IF NOT EXISTS usage (
+    target      TEXT NOT NULL,
+    remote_addr TEXT NOT NULL,
+    user_agent  TEXT NOT NULL,
+    count       INTEGER NOT NULL,
+    first_seen  INTEGER NOT NULL,
+    last_seen   INTEGER NOT NULL,
+    PRIMARY KEY (target, remote_addr, user_agent)
 );
 ";
 
@@ -587,6 +599,70 @@ impl Store for SqliteStore {
                 )
                 .map_err(sql_error)?;
             Ok(expired)
+        })
+        .await
+    }
+
+    async fn add_usage(&self, rows: Vec<UsageRow>, max_clients: usize) -> Result<(), StoreError> {
+        self.with_connection(move |connection| {
+            let transaction =
+                connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql_error)?;
+            {
+                let mut known = transaction
+                    .prepare_cached("SELECT 1 FROM usage WHERE target = ?1 AND remote_addr = ?2 AND user_agent = ?3")
+                    .map_err(sql_error)?;
+                let mut size = transaction.prepare_cached("SELECT COUNT(*) FROM usage").map_err(sql_error)?;
+                let mut add = transaction
+                    .prepare_cached(
+                        "INSERT INTO usage (target, remote_addr, user_agent, count, first_seen, last_seen)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                         ON CONFLICT (target, remote_addr, user_agent) DO UPDATE SET
+                             count = count + excluded.count,
+                             first_seen = MIN(first_seen, excluded.first_seen),
+                             last_seen = MAX(last_seen, excluded.last_seen)",
+                    )
+                    .map_err(sql_error)?;
+                for row in rows {
+                    let is_known =
+                        known.exists(params![row.target, row.remote_addr, row.user_agent]).map_err(sql_error)?;
+                    let full = !is_known
+                        && size.query_row([], |found| found.get::<_, i64>(0)).map_err(sql_error)? as usize
+                            >= max_clients;
+                    let (address, agent) = if full {
+                        (OTHER_CLIENTS, OTHER_CLIENTS)
+                    } else {
+                        (row.remote_addr.as_str(), row.user_agent.as_str())
+                    };
+                    add.execute(params![row.target, address, agent, row.count as i64, row.first_seen, row.last_seen])
+                        .map_err(sql_error)?;
+                }
+            }
+            transaction.commit().map_err(sql_error)
+        })
+        .await
+    }
+
+    async fn usage(&self) -> Result<Vec<UsageRow>, StoreError> {
+        self.reading(|connection| {
+            let mut query = connection
+                .prepare_cached(
+                    "SELECT target, remote_addr, user_agent, count, first_seen, last_seen FROM usage
+                     ORDER BY target, remote_addr, user_agent",
+                )
+                .map_err(sql_error)?;
+            let rows = query
+                .query_map([], |row| {
+                    Ok(UsageRow {
+                        target: row.get(0)?,
+                        remote_addr: row.get(1)?,
+                        user_agent: row.get(2)?,
+                        count: row.get::<_, i64>(3)? as u64,
+                        first_seen: row.get(4)?,
+                        last_seen: row.get(5)?,
+                    })
+                })
+                .map_err(sql_error)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(sql_error)
         })
         .await
     }

@@ -568,3 +568,20 @@ impl Drop for SlowRelay {
         self.task.abort();
     }
 }
+
+/// The shim's `/metrics` text (checked to be OpenMetrics).
+pub async fn metrics_text(shim: &Process) -> String {
+    let request = http::Request::builder()
+        .uri(format!("{}/metrics", shim.url))
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    let reply = send(request).await;
+    assert_eq!(reply.status, 200);
+    assert!(reply.header("content-type").unwrap().contains("openmetrics-text"));
+    reply.text()
+}
+
+/// The value of one exact series (name and labels) in a metrics text.
+pub fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|line| line.strip_prefix(series).and_then(|rest| rest.trim().split(' ').next()?.parse().ok()))
+}
