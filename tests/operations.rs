@@ -55,6 +55,35 @@ async fn metrics_show_exact_counts_after_a_known_sequence() {
 }
 
 #[tokio::test]
+async fn reconciler_work_and_legs_are_counted() {
+    // No session webhook: only the reconciler can switch recording on and notice a session's end.
+    let sim = start_sim(&[]);
+    let shim = start_shim(&ShimOptions::new(&sim.url).env("SORA_SHIM__RECONCILER__INTERVAL_MS", "100"));
+    api(&shim.url, START, json!({"channel_id": "r", "expire_time": 0})).await;
+    api(&shim.url, START, json!({"channel_id": "e", "expire_time": 1})).await;
+    let metric = |text: &str, action: &str| {
+        sample(text, &format!(r#"sora_shim_reconciler_actions_total{{action="{action}"}}"#)).unwrap_or(0.0)
+    };
+    let connection = connect(&sim, "r").await;
+    wait_recording(&sim, "r", true).await;
+    let text = metrics_text(&shim).await;
+    assert_eq!(metric(&text, "started"), 1.0, "{text}");
+    assert_eq!(sample(&text, "sora_shim_open_legs"), Some(1.0), "{text}");
+    disconnect(&sim, &connection).await;
+    let text = wait_for("the leg ended and the expired order swept", Duration::from_secs(10), || async {
+        let text = metrics_text(&shim).await;
+        (metric(&text, "legs_ended") >= 1.0 && metric(&text, "swept") >= 1.0).then_some(text)
+    })
+    .await;
+    assert_eq!(metric(&text, "started"), 1.0, "{text}");
+    assert_eq!(metric(&text, "legs_ended"), 1.0, "{text}");
+    assert_eq!(metric(&text, "swept"), 1.0, "{text}");
+    assert_eq!(metric(&text, "stopped"), 0.0, "{text}");
+    assert_eq!(sample(&text, "sora_shim_open_legs"), Some(0.0), "{text}");
+    assert_eq!(sample(&text, "sora_shim_active_orders"), Some(1.0), "{text}");
+}
+
+#[tokio::test]
 async fn health_and_readiness_follow_the_upstream() {
     let mut sim = start_sim(&[]);
     let sim_address = sim.addr().to_owned();
