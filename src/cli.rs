@@ -186,6 +186,10 @@ async fn probe(config: &Config, mappings: &Mappings, channel: Option<String>) ->
     };
     let upstream = Upstream::new(base, &config.upstream, Arc::new(crate::metrics::Metrics::default()));
     let channel = channel.unwrap_or_else(|| format!("sora-legacy-shim-probe-{}", ulid::Ulid::generate()));
+    if let Err(reason) = crate::legacy::validate::check_channel_id(&channel) {
+        eprintln!("error: --channel {channel:?} is not a valid channel id: {reason}");
+        return ExitCode::from(2);
+    }
     announce(&format!("probing {url} on channel {channel:?} with mappings from {}", mappings.source));
     match crate::probe::run(&upstream, mappings, &channel).await {
         Ok(checks) => {
@@ -225,9 +229,12 @@ fn health_url(cli: &Cli) -> String {
 async fn healthcheck(url: String) -> ExitCode {
     use http_body_util::Empty;
     use hyper_util::client::legacy::Client;
-    let Ok(uri) = url.parse::<http::Uri>() else {
-        eprintln!("error: {url:?} is not a URL");
-        return ExitCode::from(2);
+    let uri = match url.parse::<http::Uri>() {
+        Ok(uri) if uri.scheme_str() == Some("http") && uri.authority().is_some() => uri,
+        _ => {
+            eprintln!("error: {url:?} is not an absolute http:// URL");
+            return ExitCode::from(2);
+        }
     };
     let client = Client::builder(hyper_util::rt::TokioExecutor::new()).build_http::<Empty<bytes::Bytes>>();
     match tokio::time::timeout(std::time::Duration::from_secs(3), client.get(uri)).await {
@@ -352,6 +359,17 @@ async fn reload_on_sighup(
         let current = Arc::clone(&live.read().unwrap_or_else(|poisoned| poisoned.into_inner()));
         let attempt = load_config(&cli).and_then(|config| {
             let mappings = load_mappings(&config)?;
+            Ok((config, mappings))
+        });
+        let attempt = attempt.and_then(|(config, mappings)| {
+            // Files that vanished must not be replaced silently by the built-in copies: an
+            // operator's edits (an added alias, a renamed error) would stop applying unnoticed.
+            if mappings.source == "built-in" && current.mappings.source != "built-in" {
+                return Err(format!(
+                    "mappings: {} (in force until now) is gone; restore it, or set `mappings_dir`",
+                    current.mappings.source
+                ));
+            }
             Ok((config, mappings))
         });
         let (mut config, mappings) = match attempt {

@@ -18,7 +18,9 @@ pub const ENV_PREFIX: &str = "SORA_SHIM";
 /// The largest `legacy.max_expire_time` / `max_split_duration`: ten years, far below any overflow.
 pub const MAX_LEGACY_SECONDS: u64 = 315_360_000;
 
-pub const RESERVED_PATH_PREFIXES: [&str; 5] = ["/hooks/", "/health", "/ready", "/metrics", "/shim/"];
+/// The shim's own paths: exact ones, and prefixes owning everything under them.
+pub const RESERVED_PATHS: [&str; 3] = ["/health", "/ready", "/metrics"];
+pub const RESERVED_PATH_PREFIXES: [&str; 2] = ["/hooks/", "/shim/"];
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -27,6 +29,7 @@ pub struct Config {
     #[serde(deserialize_with = "socket_addr")]
     pub listen: SocketAddr,
     /// Paths on which `x-sora-target` calls are translated; everything else passes through.
+    #[serde(deserialize_with = "list_or_commas")]
     pub api_paths: Vec<String>,
     /// Directory holding `legacy.toml`, `errors.toml`, `upstream.toml`. Unset: `./mappings` when
     /// it exists, else the copies built into the binary.
@@ -112,6 +115,7 @@ pub struct LegacyConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct CorsConfig {
     /// Origins allowed to call the API from a browser; empty: the shim does not answer preflights.
+    #[serde(deserialize_with = "list_or_commas")]
     pub allowed_origins: Vec<String>,
 }
 
@@ -129,6 +133,7 @@ pub enum OnForwardError {
 #[serde(default, deny_unknown_fields)]
 pub struct SessionWebhookConfig {
     /// The operator's own session webhook; its reply is the base of the shim's reply.
+    #[serde(serialize_with = "serialize_shown_url")]
     pub forward_url: Option<String>,
     pub on_forward_error: OnForwardError,
     /// Deadline of the forwarded call (Sora waits for the reply before the session starts).
@@ -141,10 +146,19 @@ pub struct SessionWebhookConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct EventWebhookConfig {
     /// Where events go after recording events are put back into legacy shape.
+    #[serde(serialize_with = "serialize_shown_url")]
     pub forward_url: Option<String>,
     pub forward_timeout_ms: u64,
     /// HTTP Basic credentials sent to `forward_url`.
     pub forward_auth: Option<BasicCredentials>,
+}
+
+/// A forward URL as `check` prints it: its query (which may carry a token) redacted.
+fn serialize_shown_url<S: serde::Serializer>(url: &Option<String>, serializer: S) -> Result<S::Ok, S::Error> {
+    match url {
+        Some(url) => serializer.serialize_some(&shown_url(url)),
+        None => serializer.serialize_none(),
+    }
 }
 
 /// A user name and password for HTTP Basic authentication.
@@ -369,6 +383,22 @@ fn socket_addr<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Sock
     })
 }
 
+/// A list from a TOML array, or from one comma-separated string (how an environment variable
+/// gives it): `SORA_SHIM__API_PATHS=/,/api`. Empty items are dropped.
+fn list_or_commas<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    use serde_json::Value;
+    let wrong = || serde::de::Error::custom("must be a list of strings (or one comma-separated string)");
+    match Value::deserialize(deserializer)? {
+        Value::Array(items) => {
+            items.into_iter().map(|item| item.as_str().map(str::to_owned).ok_or_else(wrong)).collect()
+        }
+        Value::String(text) => {
+            Ok(text.split(',').map(str::trim).filter(|item| !item.is_empty()).map(str::to_owned).collect())
+        }
+        _ => Err(wrong()),
+    }
+}
+
 /// Configuration that could not be loaded or does not make sense.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -406,9 +436,42 @@ fn describe(error: &config::ConfigError, from_env: bool) -> String {
             })
         }
         config::ConfigError::Message(message) => unknown_key(message, None, &name).unwrap_or_else(|| message.clone()),
-        config::ConfigError::FileParse { cause, .. } => cause.to_string().trim_end().to_owned(),
+        config::ConfigError::FileParse { cause, .. } => without_source_lines(&cause.to_string()),
         other => other.to_string(),
     }
+}
+
+/// A TOML parse error without the lines it quotes from the file (`3 | password = "…`), which
+/// may hold a secret: the position and the problem are kept.
+fn without_source_lines(message: &str) -> String {
+    let quoted =
+        |line: &str| line.trim_start().trim_start_matches(|c: char| c.is_ascii_digit()).trim_start().starts_with('|');
+    message
+        .lines()
+        .filter(|line| !quoted(line))
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
+/// A URL as it may be shown in errors and logs: credentials (`user:pass@`) and the query (which
+/// may carry a token) replaced by `<redacted>`, the fragment dropped.
+pub fn shown_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let authority = match authority.rsplit_once('@') {
+        Some((_, host)) => format!("<redacted>@{host}"),
+        None => authority.to_owned(),
+    };
+    let tail = tail.split('#').next().unwrap_or_default();
+    let tail = match tail.split_once('?') {
+        Some((path, _)) => format!("{path}?<redacted>"),
+        None => tail.to_owned(),
+    };
+    let scheme = if scheme.is_empty() { String::new() } else { format!("{scheme}://") };
+    format!("{scheme}{authority}{tail}")
 }
 
 /// serde's "unknown field `x`, expected one of ..." as "unknown key `section.x`; expected one of ...".
@@ -454,10 +517,9 @@ impl Config {
                 config::Environment::with_prefix(ENV_PREFIX)
                     .prefix_separator("__")
                     .separator("__")
-                    .list_separator(",")
-                    .with_list_parse_key("api_paths")
-                    .with_list_parse_key("cors.allowed_origins")
-                    .try_parsing(true)
+                    // No type guessing: a password `007` must stay `007` (numbers and booleans are
+                    // still read from their text where the field wants one).
+                    .try_parsing(false)
                     .source(env),
             );
         }
@@ -496,7 +558,23 @@ impl Config {
             if !path.starts_with('/') {
                 return Err(invalid("api_paths", format!("{path:?} must start with '/'")));
             }
-            if let Some(reserved) = RESERVED_PATH_PREFIXES.iter().find(|prefix| path.starts_with(*prefix)) {
+            // Compared with a request's path as it arrives: only a plain, ASCII path can match.
+            let plain = path.bytes().all(|byte| byte.is_ascii_graphic())
+                && http::uri::PathAndQuery::try_from(path.as_str()).is_ok_and(|parsed| parsed.as_str() == path)
+                && !path.contains(['?', '#']);
+            if !plain {
+                return Err(invalid(
+                    "api_paths",
+                    format!(
+                        "{path:?} can never match a request: give a plain path (no query, fragment, spaces or non-ASCII; percent-encode)"
+                    ),
+                ));
+            }
+            let reserved = RESERVED_PATHS
+                .iter()
+                .find(|own| path == *own)
+                .or_else(|| RESERVED_PATH_PREFIXES.iter().find(|prefix| path.starts_with(*prefix)));
+            if let Some(reserved) = reserved {
                 return Err(invalid("api_paths", format!("{path:?} collides with the shim's own {reserved}")));
             }
         }
@@ -597,31 +675,33 @@ impl Config {
 
 /// Parses an upstream base URL: `http://host:port` with an optional path prefix, nothing else.
 pub fn upstream_base(url: &str) -> Result<http::Uri, String> {
-    let uri: http::Uri = url.parse().map_err(|error| format!("{url:?} is not a URL: {error}"))?;
+    let shown = shown_url(url);
+    let uri: http::Uri = url.parse().map_err(|error| format!("{shown:?} is not a URL: {error}"))?;
     match uri.scheme_str() {
         Some("http") => {}
         Some("https") => {
-            return Err(format!("{url:?}: https upstreams are not supported; reach Sora's API port over http"));
+            return Err(format!("{shown:?}: https upstreams are not supported; reach Sora's API port over http"));
         }
-        _ => return Err(format!("{url:?} must start with http://")),
+        _ => return Err(format!("{shown:?} must start with http://")),
     }
     if uri.authority().is_none() {
-        return Err(format!("{url:?} has no host"));
+        return Err(format!("{shown:?} has no host"));
     }
     if uri.authority().is_some_and(|authority| authority.as_str().contains('@')) {
         return Err("credentials in the upstream URL are not supported".to_owned());
     }
     if uri.query().is_some() {
-        return Err(format!("{url:?} must not have a query"));
+        return Err(format!("{shown:?} must not have a query"));
     }
     Ok(uri)
 }
 
 /// Parses a webhook forward target: an absolute `http://` URL.
 pub fn forward_url(url: &str) -> Result<http::Uri, String> {
-    let uri: http::Uri = url.parse().map_err(|error| format!("{url:?} is not a URL: {error}"))?;
+    let shown = shown_url(url);
+    let uri: http::Uri = url.parse().map_err(|error| format!("{shown:?} is not a URL: {error}"))?;
     if uri.scheme_str() != Some("http") || uri.authority().is_none() {
-        return Err(format!("{url:?} must be an absolute http:// URL"));
+        return Err(format!("{shown:?} must be an absolute http:// URL"));
     }
     if uri.authority().is_some_and(|authority| authority.as_str().contains('@')) {
         return Err(
@@ -734,6 +814,63 @@ mod tests {
     }
 
     #[test]
+    fn env_values_are_taken_as_written() {
+        for written in ["007", "1e5", "TRUE", "+5", "0x1F", " spaced "] {
+            let config = Config::load(
+                None,
+                env(&[
+                    ("SORA_SHIM__WEBHOOK_AUTH__USERNAME", "12"),
+                    ("SORA_SHIM__WEBHOOK_AUTH__PASSWORD", written),
+                    ("SORA_SHIM__EVENT_WEBHOOK__FORWARD_AUTH__USERNAME", "false"),
+                    ("SORA_SHIM__EVENT_WEBHOOK__FORWARD_AUTH__PASSWORD", written),
+                    ("SORA_SHIM__LIMITS__MAX_IN_FLIGHT", "17"),
+                    ("SORA_SHIM__LEGACY__STRICT", "false"),
+                ]),
+                &[],
+            )
+            .unwrap();
+            let credentials = config.webhook_auth.unwrap();
+            assert_eq!((credentials.username.as_str(), credentials.password.expose()), ("12", written));
+            let forward = config.event_webhook.forward_auth.unwrap();
+            assert_eq!((forward.username.as_str(), forward.password.expose()), ("false", written));
+            // Numbers and booleans are still read from their text.
+            assert_eq!((config.limits.max_in_flight, config.legacy.strict), (17, false));
+        }
+        let error = Config::load(None, env(&[("SORA_SHIM__API_PATHS", "")]), &[]).unwrap_err();
+        assert!(error.to_string().contains("api_paths"), "{error}");
+    }
+
+    #[test]
+    fn urls_and_parse_errors_never_show_secrets() {
+        assert_eq!(shown_url("https://admin:TopSecret1@sora:3000/api"), "https://<redacted>@sora:3000/api");
+        assert_eq!(shown_url("http://be/e?api_key=Q1&x=2#frag"), "http://be/e?<redacted>");
+        assert_eq!(shown_url("http://127.0.0.1:8080/events"), "http://127.0.0.1:8080/events");
+        assert_eq!(shown_url("ht tp://a:b@x"), "ht tp://<redacted>@x");
+        for url in ["https://admin:TopSecret1@sora:3000", "http://a:TopSecret1@h:1", "http://h:1/?k=TopSecret1"] {
+            let error = upstream_base(url).unwrap_err();
+            assert!(!error.contains("TopSecret1"), "{error}");
+            let error = forward_url(&url.replace("http://", "ftp://")).unwrap_err();
+            assert!(!error.contains("TopSecret1"), "{error}");
+        }
+        let config = Config::load(
+            None,
+            env(&[("SORA_SHIM__EVENT_WEBHOOK__FORWARD_URL", "http://be/e?api_key=TopSecret2")]),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(config.event_webhook.forward_url.as_deref(), Some("http://be/e?api_key=TopSecret2"));
+        assert!(toml::to_string(&config).unwrap().contains("forward_url = \"http://be/e?<redacted>\""));
+
+        let dir = std::env::temp_dir().join(format!("shim-config-{}", ulid::Ulid::generate()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("shim.toml");
+        std::fs::write(&file, "[webhook_auth]\nusername = \"sora\"\npassword = \"unterminated-Secret5\n").unwrap();
+        let error = Config::load(Some(&file), env(&[]), &[]).unwrap_err().to_string();
+        assert!(!error.contains("Secret5"), "{error}");
+        assert!(error.contains("line 3"), "{error}");
+    }
+
+    #[test]
     fn env_lists_split_on_commas() {
         let config = Config::load(
             None,
@@ -742,6 +879,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!(config.cors.allowed_origins, vec!["https://a.example", "https://b.example"]);
+        let config =
+            Config::load(None, env(&[("SORA_SHIM__API_PATHS", "/, /api,/healthz,/hooks,/%C3%A4")]), &[]).unwrap();
+        assert_eq!(config.api_paths, ["/", "/api", "/healthz", "/hooks", "/%C3%A4"]);
     }
 
     #[test]
@@ -784,6 +924,11 @@ mod tests {
             (vec![("SORA_SHIM__UPSTREAM__URL", "https://sora:3000")], "upstream.url"),
             (vec![("SORA_SHIM__UPSTREAM__URL", "sora:3000")], "upstream.url"),
             (vec![("SORA_SHIM__API_PATHS", "/hooks/x")], "api_paths"),
+            (vec![("SORA_SHIM__API_PATHS", "/metrics")], "api_paths"),
+            (vec![("SORA_SHIM__API_PATHS", "/api?x=1")], "api_paths"),
+            (vec![("SORA_SHIM__API_PATHS", "/api#f")], "api_paths"),
+            (vec![("SORA_SHIM__API_PATHS", "/a b")], "api_paths"),
+            (vec![("SORA_SHIM__API_PATHS", "/ä")], "api_paths"),
             (vec![("SORA_SHIM__API_PATHS", "api")], "api_paths"),
             (vec![("SORA_SHIM__LIMITS__MAX_IN_FLIGHT", "0")], "limits.max_in_flight"),
             (vec![("SORA_SHIM__SESSION_WEBHOOK__FORWARD_URL", "/relative")], "session_webhook.forward_url"),

@@ -369,8 +369,16 @@ pub struct EventWebhookKeys {
     pub type_key: String,
     pub recording_events: Vec<String>,
     pub session_id: String,
+    /// The event's channel, checked against the order's before a rewrite (absent from copies of
+    /// `upstream.toml` older than this key: `channel_id` then).
+    #[serde(default = "default_event_channel_id")]
+    pub channel_id: String,
     pub recording_id: String,
     pub recording_metadata: String,
+}
+
+fn default_event_channel_id() -> String {
+    "channel_id".to_owned()
 }
 
 /// Options the shim sets on every recording it starts.
@@ -448,6 +456,7 @@ impl UpstreamMappings {
             ("recording.format", &file.recording.format),
             ("event_webhook.type", &file.event_webhook.type_key),
             ("event_webhook.session_id", &file.event_webhook.session_id),
+            ("event_webhook.channel_id", &file.event_webhook.channel_id),
             ("event_webhook.recording_id", &file.event_webhook.recording_id),
             ("event_webhook.recording_metadata", &file.event_webhook.recording_metadata),
         ];
@@ -472,6 +481,7 @@ impl UpstreamMappings {
             &[
                 "event_webhook.type",
                 "event_webhook.session_id",
+                "event_webhook.channel_id",
                 "event_webhook.recording_id",
                 "event_webhook.recording_metadata",
             ],

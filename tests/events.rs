@@ -231,6 +231,14 @@ async fn usage_report_counts_translated_calls_by_client_only() {
         (nightly["target"].as_str(), nightly["count"].as_u64()),
         (Some("Sora_20161101.ListStartedRecording"), Some(1))
     );
+    // A non-ASCII agent is its own client, not merged with clients that send no agent.
+    post(&shim.url, "/", Some(STOP), r#"{"channel_id":"u"}"#, &[("user-agent", "Über-admin/3")]).await;
+    post(&shim.url, "/", Some(STOP), r#"{"channel_id":"u"}"#, &[]).await;
+    let report = get_json(&format!("{}/shim/usage", shim.url)).await;
+    let stops: Vec<&Value> = report["clients"].as_array().unwrap().iter().filter(|c| c["target"] == STOP).collect();
+    let agents: Vec<&str> = stops.iter().map(|c| c["user_agent"].as_str().unwrap()).collect();
+    assert_eq!(agents.len(), 2, "{report}");
+    assert!(agents.contains(&"") && agents.contains(&"Über-admin/3"), "{agents:?}");
 }
 
 #[tokio::test]
@@ -327,4 +335,26 @@ async fn usage_outlives_restarts_and_crashes() {
     assert_eq!(saved_usage(&rarely.store)[0].2, 1, "not flushed yet");
     assert_eq!(shim.terminate(Duration::from_secs(10)), Some(0));
     assert_eq!(saved_usage(&rarely.store)[0], (START.to_owned(), "old-admin/1.0".to_owned(), 2));
+}
+
+#[tokio::test]
+async fn an_event_from_another_channel_is_never_given_a_legacy_id() {
+    let receiver = Receiver::start(200, "{}").await;
+    let (sim, shim) = wired(&receiver, |o| o).await;
+    api(&shim.url, START, json!({"channel_id": "legx", "expire_time": 0, "metadata": "legacy-only"})).await;
+    connect(&sim, "nat").await;
+    let native_session = sim_session(&sim, "nat").await.unwrap()["session_id"].as_str().unwrap().to_owned();
+    // A session webhook claiming the native channel's session for the legacy channel.
+    let claim = json!({"type": "session.created", "channel_id": "legx", "session_id": native_session}).to_string();
+    assert_eq!(post(&shim.url, "/hooks/session", None, &claim, &[]).await.status, 200);
+
+    let event = json!({"type": "archive.available", "channel_id": "nat", "session_id": native_session,
+                       "recording_id": "NATIVE-REC-1", "recording_metadata": {"k": "v"}})
+    .to_string();
+    assert_eq!(post(&shim.url, "/hooks/event", None, &event, &[]).await.status, 200);
+    let forwarded = receiver.requests();
+    assert_eq!(forwarded.last().unwrap().body, event.as_bytes(), "forwarded unchanged");
+    let metrics = metrics_text(&shim).await;
+    assert_eq!(sample(&metrics, r#"sora_shim_event_webhooks_total{outcome="unmapped"}"#), Some(1.0), "{metrics}");
+    assert_eq!(sample(&metrics, r#"sora_shim_event_webhooks_total{outcome="translated"}"#), None, "{metrics}");
 }

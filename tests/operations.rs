@@ -183,6 +183,11 @@ async fn the_shims_own_paths_never_reach_the_upstream() {
     let output = healthcheck(("SORA_SHIM__LISTEN", closed.to_string()), &[]);
     assert_eq!(output.status.code(), Some(1), "nothing listens on {closed}");
     assert!(String::from_utf8_lossy(&output.stderr).contains(&format!("http://{closed}/health")));
+    // A URL that is not one is a usage error (2), not an unhealthy shim (1).
+    for url in ["notaurl", "ht tp://x", "/health", "https://127.0.0.1:1/health"] {
+        let output = healthcheck(("SORA_SHIM__UNRELATED", String::new()), &["--url", url]);
+        assert_eq!(output.status.code(), Some(2), "{url}: {}", String::from_utf8_lossy(&output.stderr));
+    }
 }
 
 #[tokio::test]
@@ -280,6 +285,18 @@ async fn probe_reports_all_ok_against_the_emulator_and_exactly_a_renamed_error()
     // The probe left nothing behind on the emulator.
     let state = get_json(&format!("{}/sim/state", renamed.url)).await;
     assert!(state["sessions"].as_array().unwrap().is_empty() && state["recordings"].as_array().unwrap().is_empty());
+
+    // A channel id no legacy call could use is a usage error, not a "difference" in the mappings.
+    for channel in ["", &"c".repeat(300), "a\nb"] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_sora-legacy-shim"))
+            .args(["probe", "--upstream", &sim.url, "--channel", channel])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("is not a valid channel id"), "{stderr}");
+    }
+    assert_eq!(journal(&sim, "Sora_20231220.ListSessions").await.len(), 1, "only the first probe reached the emulator");
 }
 
 #[tokio::test]
@@ -321,6 +338,33 @@ async fn sighup_reloads_mappings_and_rejects_an_invalid_version() {
         api(&shim.url, "Sora_20161101.ListStartedRecording", json!({})).await.json().as_array().unwrap().len(),
         1
     );
+}
+
+#[tokio::test]
+async fn sighup_keeps_an_implicit_mappings_dir_that_vanished() {
+    let sim = start_sim(&[]);
+    let workdir = temp_dir("implicit");
+    let mappings = workdir.join("mappings");
+    std::fs::create_dir_all(&mappings).unwrap();
+    for file in ["legacy.toml", "errors.toml", "upstream.toml"] {
+        std::fs::copy(mappings_dir().join(file), mappings.join(file)).unwrap();
+    }
+    let errors = std::fs::read_to_string(mappings.join("errors.toml")).unwrap();
+    std::fs::write(mappings.join("errors.toml"), errors.replace("\"STARTED-RECORDING\"", "\"ALREADY-STARTED\""))
+        .unwrap();
+    let shim = start_shim(&ShimOptions { workdir: Some(workdir.clone()), ..ShimOptions::new(&sim.url) });
+    api(&shim.url, START, json!({"channel_id": "i", "expire_time": 0})).await;
+    let again = || api(&shim.url, START, json!({"channel_id": "i", "expire_time": 0}));
+    again().await.assert_legacy_error(400, "ALREADY-STARTED");
+
+    std::fs::rename(&mappings, workdir.join("mappings.moved")).unwrap();
+    hangup(shim.pid());
+    wait_for("the rejection in the log", Duration::from_secs(10), || async {
+        shim.log_text().contains("reload rejected").then_some(())
+    })
+    .await;
+    assert!(shim.log_text().contains("is gone; restore it"), "{}", shim.log_text());
+    again().await.assert_legacy_error(400, "ALREADY-STARTED");
 }
 
 fn hangup(pid: u32) {

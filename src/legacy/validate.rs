@@ -75,15 +75,21 @@ fn optional<'a>(body: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
 fn channel_id(body: &Map<String, Value>) -> Result<String, ShimError> {
     match body.get("channel_id") {
         None => Err(ShimError::InvalidChannelId("missing".into())),
-        Some(Value::String(id)) if id.is_empty() => Err(ShimError::InvalidChannelId("empty".into())),
-        Some(Value::String(id)) if id.len() > MAX_CHANNEL_ID_BYTES => {
-            Err(ShimError::InvalidChannelId(format!("{} bytes, at most {MAX_CHANNEL_ID_BYTES} allowed", id.len())))
-        }
-        Some(Value::String(id)) if id.chars().any(char::is_control) => {
-            Err(ShimError::InvalidChannelId("contains control characters".into()))
-        }
-        Some(Value::String(id)) => Ok(id.clone()),
+        Some(Value::String(id)) => check_channel_id(id).map(|()| id.clone()).map_err(ShimError::InvalidChannelId),
         Some(other) => Err(ShimError::InvalidChannelId(format!("expected a string, got {}", kind_of(other)))),
+    }
+}
+
+/// The rules a channel id must meet (also for the probe's `--channel`): why not, if it does not.
+pub fn check_channel_id(id: &str) -> Result<(), String> {
+    if id.is_empty() {
+        Err("empty".into())
+    } else if id.len() > MAX_CHANNEL_ID_BYTES {
+        Err(format!("{} bytes, at most {MAX_CHANNEL_ID_BYTES} allowed", id.len()))
+    } else if id.chars().any(char::is_control) {
+        Err("contains control characters".into())
+    } else {
+        Ok(())
     }
 }
 

@@ -59,7 +59,9 @@ where
         let text = |name: &str| request.headers().get(name).and_then(|value| value.to_str().ok()).unwrap_or("");
         let remote = request.extensions().get::<PeerAddr>().map(|peer| peer.0.ip());
         let target = text(TARGET_HEADER).trim();
-        self.usage.record(target, remote, text(header::USER_AGENT.as_str()), now_secs());
+        // A non-ASCII agent is still a distinct client: kept (lossily), not merged with "no agent".
+        let agent = request.headers().get(header::USER_AGENT).map(|value| String::from_utf8_lossy(value.as_bytes()));
+        self.usage.record(target, remote, agent.as_deref().unwrap_or(""), now_secs());
         self.metrics.legacy_calls.get_or_create(&[("target", target.to_owned())]).inc();
         self.inner.call(request)
     }

@@ -75,15 +75,24 @@ where
     }
 }
 
-/// `Basic <token>` equality: the scheme case-insensitively, the token in constant time.
+/// `Basic <token>` equality: the scheme case-insensitively, any run of spaces after it (RFC 9110
+/// allows one or more), the token in constant time.
 fn credentials_match(presented: &[u8], expected: &[u8]) -> bool {
-    const SCHEME: usize = "Basic ".len();
-    if presented.len() != expected.len() || presented.len() < SCHEME {
+    const SCHEME: &[u8] = b"Basic";
+    let token = |value: &[u8]| -> Option<Vec<u8>> {
+        let (scheme, rest) = value.split_at_checked(SCHEME.len())?;
+        if !scheme.eq_ignore_ascii_case(SCHEME) || !rest.first().is_some_and(|byte| *byte == b' ' || *byte == b'\t') {
+            return None;
+        }
+        Some(rest.trim_ascii().to_vec())
+    };
+    let (Some(presented), Some(expected)) = (token(presented), token(expected)) else {
+        return false;
+    };
+    if presented.len() != expected.len() {
         return false;
     }
-    let scheme_ok = presented[..SCHEME].eq_ignore_ascii_case(&expected[..SCHEME]);
-    let difference = presented[SCHEME..].iter().zip(&expected[SCHEME..]).fold(0u8, |acc, (a, b)| acc | (a ^ b));
-    scheme_ok && difference == 0
+    presented.iter().zip(&expected).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
 }
 
 #[cfg(test)]
@@ -121,16 +130,27 @@ mod tests {
     #[tokio::test]
     async fn good_credentials_pass_and_are_not_passed_on() {
         let layer = WebhookAuthLayer::new(Some(&credentials()), Arc::new(Mappings::built_in().errors));
-        assert_eq!(call(&layer, Some("Basic c29yYTpzM2NyZXQ=")).await, (200, "passed".into(), None));
+        for accepted in
+            ["Basic c29yYTpzM2NyZXQ=", "basic c29yYTpzM2NyZXQ=", "Basic   c29yYTpzM2NyZXQ=", "BASIC\tc29yYTpzM2NyZXQ= "]
+        {
+            assert_eq!(call(&layer, Some(accepted)).await, (200, "passed".into(), None), "{accepted:?}");
+        }
         assert_eq!(call(&layer, Some("basic c29yYTpzM2NyZXQ=")).await.0, 200);
     }
 
     #[tokio::test]
     async fn missing_or_wrong_credentials_are_401() {
         let layer = WebhookAuthLayer::new(Some(&credentials()), Arc::new(Mappings::built_in().errors));
-        for presented in
-            [None, Some("Basic c29yYTp3cm9uZw=="), Some("Bearer c29yYTpzM2NyZXQ="), Some("Basic"), Some("")]
-        {
+        for presented in [
+            None,
+            Some("Basic c29yYTp3cm9uZw=="),
+            Some("Bearer c29yYTpzM2NyZXQ="),
+            Some("Basic"),
+            Some(""),
+            Some("Basicc29yYTpzM2NyZXQ="),
+            Some("Basic c29yYTpzM2NyZXQ"),
+            Some("Basic c29yYTpzM2NyZXQ=x"),
+        ] {
             let (status, body, _) = call(&layer, presented).await;
             assert_eq!((status, body.as_str()), (401, r#"{"error_type":"UNAUTHORIZED"}"#), "{presented:?}");
         }

@@ -114,6 +114,18 @@ async fn legacy_shape(app: &App, bytes: &Bytes) -> Result<(Bytes, EventOutcome),
     let Some(mapping) = app.session_mapping(session_id, upstream_recording_id).await? else {
         return Ok((bytes.clone(), EventOutcome::Unmapped));
     };
+    // A session is one channel's: an event naming another channel is not this order's, whatever
+    // a session webhook once claimed (its legacy id and metadata must not reach that back-end).
+    if let Some(channel) = event.get(&keys.channel_id).and_then(Value::as_str)
+        && channel != mapping.channel_id
+    {
+        tracing::warn!(
+            event_channel = ?channel,
+            order_channel = ?mapping.channel_id,
+            "recording event's channel is not its session's order's channel; forwarded unchanged"
+        );
+        return Ok((bytes.clone(), EventOutcome::Unmapped));
+    }
     rewrite(&mut event, &mapping, keys);
     let rewritten =
         serde_json::to_vec(&Value::Object(event)).map_err(|error| ShimError::Internal(error.to_string()))?;

@@ -71,18 +71,19 @@ impl Forwarder {
             headers.insert(header::AUTHORIZATION, value);
         }
         *request.headers_mut() = headers;
+        let shown = crate::config::shown_url(&target.to_string());
         let exchange = async {
             let response = self
                 .client
                 .request(request)
                 .await
-                .map_err(|error| ShimError::UpstreamUnavailable(format!("webhook forward to {target}: {error}")))?;
+                .map_err(|error| ShimError::UpstreamUnavailable(format!("webhook forward to {shown}: {error}")))?;
             let (parts, body) = response.into_parts();
             let body = Limited::new(body, self.max_reply_bytes)
                 .collect()
                 .await
                 .map_err(|error| {
-                    ShimError::UpstreamError(format!("webhook forward to {target}: reading the reply: {error}"))
+                    ShimError::UpstreamError(format!("webhook forward to {shown}: reading the reply: {error}"))
                 })?
                 .to_bytes();
             let mut headers = parts.headers;
@@ -90,7 +91,7 @@ impl Forwarder {
             Ok(Forwarded { status: parts.status, headers, body })
         };
         tokio::time::timeout(deadline, exchange).await.unwrap_or_else(|_| {
-            Err(ShimError::UpstreamTimeout(format!("webhook forward to {target} took longer than {deadline:?}")))
+            Err(ShimError::UpstreamTimeout(format!("webhook forward to {shown} took longer than {deadline:?}")))
         })
     }
 }

@@ -122,6 +122,8 @@ pub struct ShimOptions {
     pub store: PathBuf,
     pub env: Vec<(String, String)>,
     pub args: Vec<String>,
+    /// Runs the shim in this directory without `--mappings` (it finds `./mappings` itself).
+    pub workdir: Option<PathBuf>,
 }
 
 impl ShimOptions {
@@ -133,6 +135,7 @@ impl ShimOptions {
             store: temp_dir("store").join("orders.db"),
             env: Vec::new(),
             args: Vec::new(),
+            workdir: None,
         }
     }
 
@@ -152,11 +155,12 @@ pub fn start_shim(options: &ShimOptions) -> Process {
         .arg(options.listen.as_deref().unwrap_or("127.0.0.1:0"))
         .arg("--store")
         .arg(&options.store)
-        .arg("--mappings")
-        .arg(options.mappings.clone().unwrap_or_else(mappings_dir))
         .args(&options.args)
         .env_remove("RUST_LOG")
-        .current_dir(&dir);
+        .current_dir(options.workdir.as_ref().unwrap_or(&dir));
+    if options.workdir.is_none() {
+        command.arg("--mappings").arg(options.mappings.clone().unwrap_or_else(mappings_dir));
+    }
     if let Some(upstream) = &options.upstream {
         command.args(["--upstream", upstream]);
     }
