@@ -167,7 +167,7 @@ async fn webhook_basic_auth() {
 async fn a_dead_receiver_fails_the_webhook_and_loses_nothing() {
     let dead = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://{}/events", listener.local_addr().unwrap())
+        format!("http://{}/events?api_key=Q-SECRET-1", listener.local_addr().unwrap())
     };
     let (sim, shim, options) = start_pair(|o| o.env("SORA_SHIM__EVENT_WEBHOOK__FORWARD_URL", &dead)).await;
     let started = api(&shim.url, START, json!({"channel_id": "keep", "expire_time": 0})).await.json();
@@ -175,9 +175,12 @@ async fn a_dead_receiver_fails_the_webhook_and_loses_nothing() {
     let session_id = sim_session(&sim, "keep").await.unwrap()["session_id"].clone();
     let event = json!({"type": "recording.report", "recording_id": "U1", "session_id": session_id, "channel_id": "keep",
                        "recording_metadata": {}});
-    post(&shim.url, "/hooks/event", None, &event.to_string(), &[])
-        .await
-        .assert_legacy_error(502, "UPSTREAM-UNAVAILABLE");
+    let failed = post(&shim.url, "/hooks/event", None, &event.to_string(), &[]).await;
+    failed.assert_legacy_error(502, "UPSTREAM-UNAVAILABLE");
+    // The forward URL's query may hold a token: neither the reply nor the log shows it.
+    let detail = failed.header("x-shim-error-detail").unwrap();
+    assert!(detail.contains("/events?<redacted>") && !detail.contains("Q-SECRET-1"), "{detail}");
+    assert!(!shim.log_text().contains("Q-SECRET-1"));
     // The order, its session link and the recording are all still there.
     let still = api(&shim.url, "Sora_20161101.GetStartedRecording", json!({"channel_id": "keep"})).await.json();
     assert_eq!(still["recording_id"], started["recording_id"]);
