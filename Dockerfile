@@ -5,6 +5,8 @@ COPY . .
 RUN cargo build --release --locked --bins
 
 FROM debian:bookworm-slim
+# CA certificates, for https:// webhook forward targets.
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --uid 10001 --home-dir /var/lib/sora-legacy-shim --create-home shim
 COPY --from=build /src/target/release/sora-legacy-shim /src/target/release/sora-sim /usr/local/bin/
 COPY --from=build /src/mappings /etc/sora-legacy-shim/mappings

@@ -61,6 +61,10 @@ impl App {
             .map_err(|message| format!("event_webhook.forward_url: {message}"))?;
         let forwarder =
             Forwarder::new(Duration::from_millis(config.upstream.connect_timeout_ms), config.upstream.max_reply_bytes);
+        forwarder.can_reach_all(&[
+            ("session_webhook.forward_url", session_forward.as_ref()),
+            ("event_webhook.forward_url", event_forward.as_ref()),
+        ])?;
         Ok(Self {
             config,
             mappings: Arc::new(mappings),

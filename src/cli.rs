@@ -142,6 +142,15 @@ fn load_mappings(config: &Config) -> Result<Mappings, String> {
 }
 
 fn check(config: &Config, mappings: &Mappings) -> ExitCode {
+    // The same checks `run` makes when it assembles the app (the forward targets' TLS roots).
+    let forwarder = crate::webhooks::forward::Forwarder::new(std::time::Duration::from_secs(1), 1);
+    let forward = |url: &Option<String>| url.as_deref().and_then(|url| crate::config::forward_url(url).ok());
+    let (session, event) = (forward(&config.session_webhook.forward_url), forward(&config.event_webhook.forward_url));
+    let targets = [("session_webhook.forward_url", session.as_ref()), ("event_webhook.forward_url", event.as_ref())];
+    if let Err(message) = forwarder.can_reach_all(&targets) {
+        eprintln!("error: {message}");
+        return ExitCode::from(2);
+    }
     announce("configuration: ok (nothing was contacted or created)");
     if config.upstream.url.is_none() {
         announce("  upstream: none configured; `run` would start the bundled sora-sim emulator");
@@ -379,21 +388,32 @@ async fn reload_on_sighup(
                 continue;
             }
         };
-        let fixed = config.listen != current.config.listen
-            || config.store != current.config.store
-            || config.log != current.config.log
-            || config.limits.header_read_timeout_ms != current.config.limits.header_read_timeout_ms
-            || config.limits.shutdown_grace_ms != current.config.limits.shutdown_grace_ms;
-        if fixed {
-            tracing::warn!(
-                "reload: changes to `listen`, `store`, `log` and `limits.header_read_timeout_ms` / \
-                 `limits.shutdown_grace_ms` need a restart; keeping the running ones"
-            );
+        let mut fixed = Vec::new();
+        if config.listen != current.config.listen {
+            fixed.push("listen");
             config.listen = current.config.listen;
+        }
+        if config.store != current.config.store {
+            fixed.push("store");
             config.store = current.config.store.clone();
+        }
+        if config.log != current.config.log {
+            fixed.push("log");
             config.log = current.config.log.clone();
+        }
+        if config.limits.header_read_timeout_ms != current.config.limits.header_read_timeout_ms {
+            fixed.push("limits.header_read_timeout_ms");
             config.limits.header_read_timeout_ms = current.config.limits.header_read_timeout_ms;
+        }
+        if config.limits.shutdown_grace_ms != current.config.limits.shutdown_grace_ms {
+            fixed.push("limits.shutdown_grace_ms");
             config.limits.shutdown_grace_ms = current.config.limits.shutdown_grace_ms;
+        }
+        if !fixed.is_empty() {
+            tracing::warn!(
+                changed = %fixed.join(", "),
+                "reload: these settings changed but need a restart; the running values stay in force"
+            );
         }
         let source = mappings.source.clone();
         match assemble(

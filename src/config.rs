@@ -696,12 +696,12 @@ pub fn upstream_base(url: &str) -> Result<http::Uri, String> {
     Ok(uri)
 }
 
-/// Parses a webhook forward target: an absolute `http://` URL.
+/// Parses a webhook forward target: an absolute `http://` or `https://` URL.
 pub fn forward_url(url: &str) -> Result<http::Uri, String> {
     let shown = shown_url(url);
     let uri: http::Uri = url.parse().map_err(|error| format!("{shown:?} is not a URL: {error}"))?;
-    if uri.scheme_str() != Some("http") || uri.authority().is_none() {
-        return Err(format!("{shown:?} must be an absolute http:// URL"));
+    if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.authority().is_none() {
+        return Err(format!("{shown:?} must be an absolute http:// or https:// URL"));
     }
     if uri.authority().is_some_and(|authority| authority.as_str().contains('@')) {
         return Err(

@@ -67,7 +67,7 @@ pub async fn run(upstream: &Upstream, mappings: &Mappings, channel: &str) -> Res
         expected: "200 [...]".into(),
         observed: if is_json_array(&sessions) { "200 [...]".into() } else { describe(&sessions) },
         ok: is_json_array(&sessions),
-        key: "targets.list_sessions".into(),
+        key: "upstream.toml: targets.list_sessions".into(),
     });
     let in_use = sessions
         .json()
@@ -86,7 +86,7 @@ pub async fn run(upstream: &Upstream, mappings: &Mappings, channel: &str) -> Res
         expected: "200 [...]".into(),
         observed: if is_json_array(&connections) { "200 [...]".into() } else { describe(&connections) },
         ok: is_json_array(&connections),
-        key: "targets.list_connections".into(),
+        key: "upstream.toml: targets.list_connections".into(),
     });
 
     let classify = |reply: &UpstreamReply| reply.error_type().and_then(|name| mappings.upstream.classify(&name));
@@ -100,7 +100,7 @@ pub async fn run(upstream: &Upstream, mappings: &Mappings, channel: &str) -> Res
         expected: "400 error_type in error_classes.no_session".into(),
         observed: describe(&start),
         ok: start.status == StatusCode::BAD_REQUEST && classify(&start) == Some(UpstreamErrorClass::NoSession),
-        key: "error_classes.no_session".into(),
+        key: "upstream.toml: error_classes.no_session".into(),
     });
 
     let stop = call("stop_recording", targets.stop_recording.clone(), json!({"channel_id": channel})).await?;
@@ -111,7 +111,7 @@ pub async fn run(upstream: &Upstream, mappings: &Mappings, channel: &str) -> Res
         observed: describe(&stop),
         ok: stop.status == StatusCode::BAD_REQUEST
             && matches!(stop_class, Some(UpstreamErrorClass::NoSession | UpstreamErrorClass::NotRecording)),
-        key: "error_classes.no_session / error_classes.not_recording".into(),
+        key: "upstream.toml: error_classes.no_session / .not_recording".into(),
     });
 
     let unknown = call("probe", "Sora_20231220.ShimProbeUnknownTarget".into(), json!({})).await?;
@@ -127,7 +127,7 @@ pub async fn run(upstream: &Upstream, mappings: &Mappings, channel: &str) -> Res
 
 /// The checks as a plain-text table.
 pub fn table(checks: &[Check]) -> String {
-    let headers = ["assumption", "expected", "observed", "result", "mapping key"];
+    let headers = ["assumption", "expected", "observed", "result", "mapping key (file: key)"];
     let rows: Vec<[String; 5]> = checks
         .iter()
         .map(|check| {

@@ -361,3 +361,41 @@ async fn an_event_from_another_channel_is_never_given_a_legacy_id() {
     assert_eq!(sample(&metrics, r#"sora_shim_event_webhooks_total{outcome="unmapped"}"#), Some(1.0), "{metrics}");
     assert_eq!(sample(&metrics, r#"sora_shim_event_webhooks_total{outcome="translated"}"#), None, "{metrics}");
 }
+
+#[tokio::test]
+async fn https_forward_targets_are_verified_against_the_ca_roots() {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls");
+    let receiver = Receiver::start_tls(200, r#"{"tls":true}"#).await;
+    let event = json!({"type": "connection.created", "channel_id": "tls"}).to_string();
+    let with_roots = |file: &str| {
+        ShimOptions::new("http://127.0.0.1:9")
+            .env("SORA_SHIM__EVENT_WEBHOOK__FORWARD_URL", &format!("{}/events", receiver.url))
+            .env("SSL_CERT_FILE", fixtures.join(file).to_str().unwrap())
+    };
+    // Trusting the CA that signed the receiver's certificate: forwarded over TLS.
+    let shim = start_shim(&with_roots("ca.pem"));
+    let reply = post(&shim.url, "/hooks/event", None, &event, &[]).await;
+    assert_eq!((reply.status, reply.text()), (200, r#"{"tls":true}"#.to_owned()));
+    assert_eq!(receiver.requests().len(), 1);
+    assert_eq!(receiver.requests()[0].body, event.as_bytes());
+
+    // Trusting another CA only: the certificate does not verify and nothing is delivered.
+    let shim = start_shim(&with_roots("other-ca.pem"));
+    let reply = post(&shim.url, "/hooks/event", None, &event, &[]);
+    reply.await.assert_legacy_error(502, "UPSTREAM-UNAVAILABLE");
+    assert_eq!(receiver.requests().len(), 1, "nothing reached the receiver");
+
+    // No CA certificate at all: refused at start-up, saying why.
+    let empty = temp_dir("no-roots").join("empty.pem");
+    std::fs::write(&empty, "").unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_sora-legacy-shim"))
+        .args(["check", "--upstream", "http://127.0.0.1:9"])
+        .env("SORA_SHIM__EVENT_WEBHOOK__FORWARD_URL", format!("{}/events", receiver.url))
+        .env("SSL_CERT_FILE", &empty)
+        .env("SSL_CERT_DIR", temp_dir("no-roots-dir"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_ne!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("event_webhook.forward_url") && stderr.contains("SSL_CERT_FILE"), "{stderr}");
+}

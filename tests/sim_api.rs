@@ -345,3 +345,21 @@ async fn linger_keeps_the_session_for_a_rejoin() {
     })
     .await;
 }
+
+#[test]
+fn the_emulator_refuses_flags_it_could_not_honour() {
+    for args in [
+        ["--webhook-basic-auth", "nocolon"],
+        ["--session-webhook-url", "not a url"],
+        ["--event-webhook-url", "https://example.com/events"],
+    ] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_sora-sim"))
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(args[0]) && stderr.contains("expected"), "{stderr}");
+    }
+}

@@ -21,10 +21,10 @@ struct Args {
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:3000")]
     listen: String,
     /// URL that receives session.created / session.destroyed.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", value_parser = parse_webhook_url)]
     session_webhook_url: Option<String>,
     /// URL that receives archive.available / recording.report.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", value_parser = parse_webhook_url)]
     event_webhook_url: Option<String>,
     /// Seconds a session outlives its last connection (fractions allowed).
     #[arg(long, value_name = "SECONDS", default_value = "0", value_parser = parse_seconds)]
@@ -36,7 +36,7 @@ struct Args {
     #[arg(long)]
     legacy: bool,
     /// Send these HTTP Basic credentials (USER:PASSWORD) with every webhook, as Sora can.
-    #[arg(long, value_name = "USER:PASSWORD")]
+    #[arg(long, value_name = "USER:PASSWORD", value_parser = parse_basic_auth)]
     webhook_basic_auth: Option<String>,
     /// Log filter (e.g. `info`, `debug`, `sora_legacy_shim=trace`); defaults to the RUST_LOG variable, else info.
     #[arg(long, value_name = "FILTER")]
@@ -100,4 +100,17 @@ async fn main() -> ExitCode {
     };
     sim::run(listener, options, shutdown_signal()).await;
     ExitCode::SUCCESS
+}
+
+/// A webhook URL the emulator can call: absolute `http://`.
+fn parse_webhook_url(text: &str) -> Result<String, String> {
+    match text.parse::<http::Uri>() {
+        Ok(uri) if uri.scheme_str() == Some("http") && uri.authority().is_some() => Ok(text.to_owned()),
+        _ => Err("expected an absolute http:// URL".to_owned()),
+    }
+}
+
+/// `USER:PASSWORD`.
+fn parse_basic_auth(text: &str) -> Result<String, String> {
+    if text.contains(':') { Ok(text.to_owned()) } else { Err("expected USER:PASSWORD".to_owned()) }
 }

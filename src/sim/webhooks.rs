@@ -68,7 +68,10 @@ impl Webhooks {
                 match post_json(&worker_client, &delivery.url, delivery.authorization.as_deref(), &delivery.payload)
                     .await
                 {
-                    Ok((status, _)) => tracing::debug!(url = %delivery.url, %status, "webhook delivered"),
+                    Ok((status, _)) if status.is_success() => {
+                        tracing::debug!(url = %delivery.url, %status, "webhook delivered")
+                    }
+                    Ok((status, _)) => tracing::warn!(url = %delivery.url, %status, "webhook answered with a failure"),
                     Err(error) => tracing::warn!(url = %delivery.url, %error, "webhook failed"),
                 }
             }
@@ -122,6 +125,10 @@ impl Webhooks {
         let urls = self.urls();
         let url = urls.session.clone()?;
         match post_json(&self.client, &url, urls.authorization().as_deref(), payload).await {
+            Ok(reply) if !reply.0.is_success() => {
+                tracing::warn!(%url, status = %reply.0, "session.created webhook answered with a failure; the session starts without recording");
+                Some(reply)
+            }
             Ok(reply) => Some(reply),
             Err(error) => {
                 tracing::warn!(%url, %error, "session.created webhook failed; the session starts without recording");

@@ -1,10 +1,15 @@
 //! Forwards a webhook request to the operator's own endpoint and returns its complete reply.
+//!
+//! Forward targets may be `http://` or `https://` (back-end webhooks are often HTTPS-only). TLS
+//! is rustls with the system's CA certificates (`SSL_CERT_FILE` / `SSL_CERT_DIR` point it at
+//! others, e.g. a private CA); without any, an `https://` target is refused at start-up.
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Limited};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -13,6 +18,15 @@ use crate::body::{Body, full};
 use crate::config::BasicCredentials;
 use crate::error::ShimError;
 use crate::upstream::headers::strip_hop_by_hop;
+
+/// A TLS configuration that trusts nothing (so every `https://` target fails verification).
+fn no_roots() -> rustls::ClientConfig {
+    rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions")
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth()
+}
 
 /// Counts `result` in the metrics when the forward to `hook` (session, event) failed.
 pub fn count_failure(metrics: &crate::metrics::Metrics, hook: &'static str, result: &Result<Forwarded, ShimError>) {
@@ -32,20 +46,42 @@ pub struct Forwarded {
 /// A pooled client for webhook forward targets.
 #[derive(Clone)]
 pub struct Forwarder {
-    client: Client<HttpConnector, Body>,
+    client: Client<HttpsConnector<HttpConnector>, Body>,
     max_reply_bytes: usize,
+    /// Whether any CA certificate was found, so `https://` targets can be verified.
+    has_ca_roots: bool,
 }
 
 impl Forwarder {
     pub fn new(connect_timeout: Duration, max_reply_bytes: usize) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(connect_timeout));
+        let mut tcp = HttpConnector::new();
+        tcp.set_nodelay(true);
+        tcp.set_connect_timeout(Some(connect_timeout));
+        tcp.enforce_http(false);
+        let (tls, has_ca_roots) = match hyper_rustls::HttpsConnectorBuilder::new().with_native_roots() {
+            Ok(tls) => (tls, true),
+            Err(_) => (hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(no_roots()), false),
+        };
+        let connector = tls.https_or_http().enable_http1().wrap_connector(tcp);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_timer(TokioTimer::new())
             .build(connector);
-        Self { client, max_reply_bytes }
+        Self { client, max_reply_bytes, has_ca_roots }
+    }
+
+    /// Whether every configured target (`(config key, URL)`) can be reached: `https://` needs CA
+    /// certificates to verify it.
+    pub fn can_reach_all(&self, targets: &[(&str, Option<&Uri>)]) -> Result<(), String> {
+        for (key, target) in targets {
+            if target.is_some_and(|target| target.scheme() == Some(&http::uri::Scheme::HTTPS)) && !self.has_ca_roots {
+                return Err(format!(
+                    "{key}: https:// needs CA certificates, and none were found: install the system's \
+                     (ca-certificates) or point SSL_CERT_FILE at a PEM file"
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// POSTs `body` with the caller's end-to-end headers to `target` within `deadline`, with

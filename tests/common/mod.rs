@@ -403,9 +403,32 @@ pub struct Receiver {
 
 impl Receiver {
     pub async fn start(status: u16, body: &str) -> Receiver {
+        Self::serve(status, body, None).await
+    }
+
+    /// The same over HTTPS, with the test certificate for 127.0.0.1 (`tests/fixtures/tls`).
+    pub async fn start_tls(status: u16, body: &str) -> Receiver {
+        use tokio_rustls::rustls;
+        use tokio_rustls::rustls::pki_types::pem::PemObject;
+        use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls");
+        let certs = CertificateDer::pem_file_iter(dir.join("server.pem")).unwrap().map(Result::unwrap).collect();
+        let key = PrivateKeyDer::from_pem_file(dir.join("server.key")).unwrap();
+        let config =
+            rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(certs, key)
+                .unwrap();
+        Self::serve(status, body, Some(tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config)))).await
+    }
+
+    async fn serve(status: u16, body: &str, tls: Option<tokio_rustls::TlsAcceptor>) -> Receiver {
         use hyper::service::service_fn;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://{}", listener.local_addr().unwrap());
         let captured = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let reply = Bytes::from(body.to_owned());
         let store = captured.clone();
@@ -414,6 +437,7 @@ impl Receiver {
                 let Ok((stream, _)) = listener.accept().await else { break };
                 let store = store.clone();
                 let reply = reply.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
                         let store = store.clone();
@@ -429,9 +453,17 @@ impl Receiver {
                             Ok::<_, std::convert::Infallible>(response)
                         }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                        .await;
+                    let http = hyper::server::conn::http1::Builder::new();
+                    match tls {
+                        None => {
+                            let _ = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service).await;
+                        }
+                        Some(tls) => {
+                            // A client that does not trust the certificate fails here: nothing is captured.
+                            let Ok(stream) = tls.accept(stream).await else { return };
+                            let _ = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service).await;
+                        }
+                    }
                 });
             }
         });
