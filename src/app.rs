@@ -96,6 +96,28 @@ impl App {
     }
 }
 
+/// The application state in force (a reload may replace it).
+pub fn current(live: &std::sync::RwLock<Arc<App>>) -> Arc<App> {
+    Arc::clone(&live.read().unwrap_or_else(|poisoned| poisoned.into_inner()))
+}
+
+/// Sleeps until `interval_ms(app in force)` has passed since `since`, looking at the app again at
+/// least every 250 ms, so a reload that shortens an interval applies at once, not after the old one.
+pub async fn sleep_until_due(
+    live: &std::sync::RwLock<Arc<App>>,
+    since: tokio::time::Instant,
+    interval_ms: fn(&App) -> u64,
+) {
+    loop {
+        let due = since + Duration::from_millis(interval_ms(&current(live)));
+        let now = tokio::time::Instant::now();
+        if now >= due {
+            return;
+        }
+        tokio::time::sleep((due - now).min(Duration::from_millis(250))).await;
+    }
+}
+
 /// Unix time in whole seconds, the unit of every legacy timestamp.
 pub fn now_secs() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs() as i64)

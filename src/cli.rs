@@ -311,15 +311,12 @@ async fn run(cli: Cli, config: Config, mappings: Mappings) -> Result<(), String>
     tokio::spawn(crate::reconciler::run(Arc::clone(&live)));
     tokio::spawn(crate::usage::flush_periodically(Arc::clone(&live)));
     let service = Reloadable::new(stack::build(app));
-    tokio::spawn(reload_on_sighup(
-        cli,
-        service.clone(),
-        live,
-        Arc::clone(&store),
-        bundled,
-        metrics,
-        Arc::clone(&usage),
-    ));
+    // The SIGHUP handler is in place before the shim says it is ready: a hang-up that came
+    // earlier would otherwise end the process (the signal's default action).
+    let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(|error| format!("cannot listen for SIGHUP: {error}"))?;
+    let kept = Kept { store: Arc::clone(&store), bundled, metrics, usage: Arc::clone(&usage) };
+    tokio::spawn(reload_on_sighup(hangups, cli, service.clone(), live, kept));
     announce(&format!("listening on http://{address}"));
     tracing::info!(%address, upstream = %upstream_url, "sora-legacy-shim ready");
     serve(listener, service, options, shutdown_signal()).await;
@@ -350,20 +347,22 @@ fn assemble(
 /// On every SIGHUP: loads the configuration and mappings again and, when both are valid, puts a
 /// new stack in force; otherwise logs why and keeps the old one. The listen address and the store
 /// cannot change without a restart.
-async fn reload_on_sighup(
-    cli: Cli,
-    service: Reloadable,
-    live: Arc<std::sync::RwLock<Arc<App>>>,
+/// What a reload keeps from the running process.
+struct Kept {
     store: Arc<dyn Store>,
     bundled: Option<String>,
     metrics: Arc<crate::metrics::Metrics>,
     usage: Arc<crate::usage::Usage>,
+}
+
+async fn reload_on_sighup(
+    mut hangups: tokio::signal::unix::Signal,
+    cli: Cli,
+    service: Reloadable,
+    live: Arc<std::sync::RwLock<Arc<App>>>,
+    kept: Kept,
 ) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
-        tracing::warn!("cannot listen for SIGHUP; reload disabled");
-        return;
-    };
+    let Kept { store, bundled, metrics, usage } = kept;
     while hangups.recv().await.is_some() {
         let current = Arc::clone(&live.read().unwrap_or_else(|poisoned| poisoned.into_inner()));
         let attempt = load_config(&cli).and_then(|config| {
@@ -373,7 +372,10 @@ async fn reload_on_sighup(
         let attempt = attempt.and_then(|(config, mappings)| {
             // Files that vanished must not be replaced silently by the built-in copies: an
             // operator's edits (an added alias, a renamed error) would stop applying unnoticed.
-            if mappings.source == "built-in" && current.mappings.source != "built-in" {
+            // Only a directory found implicitly (`./mappings`, no `mappings_dir` then or now) counts:
+            // naming no directory on purpose after naming one is a choice, not a loss.
+            let implicit = config.mappings_dir.is_none() && current.config.mappings_dir.is_none();
+            if implicit && mappings.source == "built-in" && current.mappings.source != "built-in" {
                 return Err(format!(
                     "mappings: {} (in force until now) is gone; restore it, or set `mappings_dir`",
                     current.mappings.source

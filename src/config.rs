@@ -413,6 +413,34 @@ pub enum ConfigError {
 /// A `config` crate error as one plain sentence: the full key (and, from the environment, the
 /// variable) first, the problem after; the source is named by the caller, once.
 fn describe(error: &config::ConfigError, from_env: bool) -> String {
+    let message = describe_raw(error, from_env);
+    // Values are quoted back to help, except near credentials (a password in the wrong place).
+    if message.contains("auth") || message.contains("password") { without_quoted_strings(&message) } else { message }
+}
+
+/// serde's `invalid type: string "…"` without the string, which may be a secret given in the
+/// wrong place (`SORA_SHIM__WEBHOOK_AUTH=password`).
+fn without_quoted_strings(message: &str) -> String {
+    const QUOTED: &str = "string \"";
+    let mut out = String::new();
+    let mut rest = message;
+    while let Some(start) = rest.find(QUOTED) {
+        out.push_str(&rest[..start]);
+        out.push_str("a string");
+        let mut escaped = false;
+        let tail = &rest[start + QUOTED.len()..];
+        let end = tail.char_indices().find(|&(_, c)| {
+            let closes = c == '"' && !escaped;
+            escaped = c == '\\' && !escaped;
+            closes
+        });
+        rest = end.map_or("", |(index, _)| &tail[index + 1..]);
+    }
+    out.push_str(rest);
+    out
+}
+
+fn describe_raw(error: &config::ConfigError, from_env: bool) -> String {
     let name = |key: &str| {
         if from_env {
             format!("`{key}` (variable {ENV_PREFIX}__{})", key.replace('.', "__").to_ascii_uppercase())
@@ -427,7 +455,7 @@ fn describe(error: &config::ConfigError, from_env: bool) -> String {
         config::ConfigError::At { error, key, .. } => {
             let inner = match error.as_ref() {
                 config::ConfigError::Message(message) => message.clone(),
-                other => describe(other, from_env),
+                other => describe_raw(other, from_env),
             };
             let section = key.as_deref().filter(|key| !key.is_empty());
             unknown_key(&inner, section, &name).unwrap_or_else(|| match section {
@@ -611,7 +639,6 @@ impl Config {
             ("session_webhook.forward_timeout_ms", self.session_webhook.forward_timeout_ms),
             ("event_webhook.forward_timeout_ms", self.event_webhook.forward_timeout_ms),
             ("reconciler.interval_ms", self.reconciler.interval_ms),
-            ("usage.flush_interval_ms", self.usage.flush_interval_ms),
             ("limits.request_timeout_ms", self.limits.request_timeout_ms),
             ("limits.max_in_flight", self.limits.max_in_flight as u64),
             ("limits.header_read_timeout_ms", self.limits.header_read_timeout_ms),
@@ -620,6 +647,10 @@ impl Config {
         ];
         if let Some((key, _)) = positive.iter().find(|(_, value)| *value == 0) {
             return Err(invalid(key, "must be greater than 0"));
+        }
+        // Each flush reads the whole usage table back (other replicas' counts): not every instant.
+        if self.usage.flush_interval_ms < 1_000 {
+            return Err(invalid("usage.flush_interval_ms", "must be at least 1000 (1 s)"));
         }
         for (key, value) in [
             ("legacy.max_expire_time", self.legacy.max_expire_time),
@@ -868,6 +899,15 @@ mod tests {
         let error = Config::load(Some(&file), env(&[]), &[]).unwrap_err().to_string();
         assert!(!error.contains("Secret5"), "{error}");
         assert!(error.contains("line 3"), "{error}");
+    }
+
+    #[test]
+    fn type_errors_do_not_quote_strings_back() {
+        let error = Config::load(None, env(&[("SORA_SHIM__WEBHOOK_AUTH", "hunter2secret")]), &[]).unwrap_err();
+        assert!(!error.to_string().contains("hunter2"), "{error}");
+        assert!(error.to_string().contains("webhook_auth"), "{error}");
+        let error = Config::load(None, env(&[("SORA_SHIM__USAGE__FLUSH_INTERVAL_MS", "10")]), &[]).unwrap_err();
+        assert!(error.to_string().contains("usage.flush_interval_ms"), "{error}");
     }
 
     #[test]

@@ -13,7 +13,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use http::HeaderMap;
 
@@ -66,10 +65,10 @@ impl Memory {
 /// Runs passes forever, the first one at once, each with the application state in force then
 /// (a reload may replace it).
 pub async fn run(live: Arc<std::sync::RwLock<Arc<App>>>) {
-    let current = || Arc::clone(&live.read().unwrap_or_else(|poisoned| poisoned.into_inner()));
     let mut memory = Memory::default();
     loop {
-        let app = current();
+        let began = tokio::time::Instant::now();
+        let app = crate::app::current(&live);
         match pass(&app, &mut memory).await {
             Ok(pass) if pass != Pass::default() => tracing::info!(
                 started = pass.started,
@@ -82,7 +81,7 @@ pub async fn run(live: Arc<std::sync::RwLock<Arc<App>>>) {
             Ok(_) => tracing::trace!("reconciler pass: nothing to do"),
             Err(error) => tracing::warn!(%error, "reconciler pass skipped"),
         }
-        tokio::time::sleep(Duration::from_millis(app.config.reconciler.interval_ms)).await;
+        crate::app::sleep_until_due(&live, began, |app| app.config.reconciler.interval_ms).await;
     }
 }
 

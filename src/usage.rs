@@ -13,7 +13,6 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::time::Duration;
 
 use http::{Response, StatusCode};
 use serde_json::{Value, json};
@@ -69,7 +68,9 @@ struct Table {
     in_flight: Rows,
     /// Counted since the last flush began.
     pending: Rows,
-    /// Keys of `in_flight` and `pending` not in `stored`, so the bound is checked in O(1).
+    /// Named (not `<other>`) keys of `stored`, and of `in_flight` and `pending` not in `stored`,
+    /// so the bound is checked in O(1).
+    stored_named: usize,
     unstored: usize,
 }
 
@@ -78,17 +79,24 @@ impl Table {
         self.stored.contains_key(key) || self.in_flight.contains_key(key) || self.pending.contains_key(key)
     }
 
-    /// Distinct clients over the three parts.
+    /// Distinct named clients over the three parts (the `<other>` rows take no place).
     fn distinct(&self) -> usize {
-        self.stored.len() + self.unstored
+        self.stored_named + self.unstored
     }
 
     /// Recounts [`Table::unstored`] after `stored` changed (once per flush).
     fn recount(&mut self) {
         let stored = &self.stored;
         let in_flight = &self.in_flight;
-        self.unstored = in_flight.keys().filter(|key| !stored.contains_key(*key)).count()
-            + self.pending.keys().filter(|key| !stored.contains_key(*key) && !in_flight.contains_key(*key)).count();
+        let named = |key: &&ClientKey| key.remote_addr != OTHER_CLIENTS;
+        self.stored_named = stored.keys().filter(named).count();
+        self.unstored = in_flight.keys().filter(named).filter(|key| !stored.contains_key(*key)).count()
+            + self
+                .pending
+                .keys()
+                .filter(named)
+                .filter(|key| !stored.contains_key(*key) && !in_flight.contains_key(*key))
+                .count();
     }
 }
 
@@ -125,7 +133,7 @@ impl Usage {
                     user_agent: OTHER_CLIENTS.into(),
                 };
             }
-            if !table.knows(&key) {
+            if !table.knows(&key) && key.remote_addr != OTHER_CLIENTS {
                 table.unstored += 1;
             }
         }
@@ -229,8 +237,8 @@ fn key_and_usage(row: UsageRow) -> (ClientKey, ClientUsage) {
 /// Flushes the running app's usage table to its store every `usage.flush_interval_ms`, for ever.
 pub async fn flush_periodically(live: Arc<std::sync::RwLock<Arc<App>>>) {
     loop {
-        let app = Arc::clone(&live.read().unwrap_or_else(|poisoned| poisoned.into_inner()));
-        tokio::time::sleep(Duration::from_millis(app.config.usage.flush_interval_ms)).await;
+        crate::app::sleep_until_due(&live, tokio::time::Instant::now(), |app| app.config.usage.flush_interval_ms).await;
+        let app = crate::app::current(&live);
         if let Err(error) = app.usage.flush(app.store.as_ref()).await {
             tracing::warn!(%error, "usage counts not saved; kept for the next try");
         }
@@ -247,6 +255,7 @@ pub fn answer(usage: &Usage) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn counts_by_target_and_client_with_first_and_last_seen() {
@@ -354,5 +363,14 @@ mod tests {
         let saved = store.usage().await.unwrap();
         let agents: Vec<(&str, u64)> = saved.iter().map(|row| (row.user_agent.as_str(), row.count)).collect();
         assert_eq!(agents, [("agent-0", 1), ("agent-1", 1), ("agent-2", 2), (OTHER_CLIENTS, 3)]);
+        // With room for one more (the `<other>` row takes none), the client seen first gets it,
+        // whatever order the batch came in.
+        let mut late = rows(10..12);
+        late[0].first_seen = 5;
+        late[1].first_seen = 4;
+        store.add_usage(late, 4).await.unwrap();
+        let saved = store.usage().await.unwrap();
+        let agents: Vec<(&str, u64)> = saved.iter().map(|row| (row.user_agent.as_str(), row.count)).collect();
+        assert_eq!(agents, [("agent-0", 1), ("agent-1", 1), ("agent-11", 1), ("agent-2", 2), (OTHER_CLIENTS, 4)]);
     }
 }

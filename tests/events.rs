@@ -311,7 +311,7 @@ fn saved_usage(store: &std::path::Path) -> Vec<(String, String, i64)> {
 #[tokio::test]
 async fn usage_outlives_restarts_and_crashes() {
     let sim = start_sim(&[]);
-    let often = ShimOptions::new(&sim.url).env("SORA_SHIM__USAGE__FLUSH_INTERVAL_MS", "100");
+    let often = ShimOptions::new(&sim.url).env("SORA_SHIM__USAGE__FLUSH_INTERVAL_MS", "1000");
     let mut shim = start_shim(&often);
     let old = [("user-agent", "old-admin/1.0")];
     post(&shim.url, "/", Some(START), r#"{"channel_id":"u","expire_time":0}"#, &old).await;
@@ -357,8 +357,16 @@ async fn an_event_from_another_channel_is_never_given_a_legacy_id() {
     assert_eq!(post(&shim.url, "/hooks/event", None, &event, &[]).await.status, 200);
     let forwarded = receiver.requests();
     assert_eq!(forwarded.last().unwrap().body, event.as_bytes(), "forwarded unchanged");
+    // Nor is one whose channel is not a string at all (a channel nobody can compare).
+    for odd in [json!(42), json!(null), json!(["legx"]), json!({"id": "legx"})] {
+        let event = json!({"type": "archive.available", "channel_id": odd, "session_id": native_session,
+                           "recording_id": "NATIVE-REC-1"})
+        .to_string();
+        assert_eq!(post(&shim.url, "/hooks/event", None, &event, &[]).await.status, 200);
+        assert_eq!(receiver.requests().last().unwrap().body, event.as_bytes(), "{odd} forwarded unchanged");
+    }
     let metrics = metrics_text(&shim).await;
-    assert_eq!(sample(&metrics, r#"sora_shim_event_webhooks_total{outcome="unmapped"}"#), Some(1.0), "{metrics}");
+    assert_eq!(sample(&metrics, r#"sora_shim_event_webhooks_total{outcome="unmapped"}"#), Some(5.0), "{metrics}");
     assert_eq!(sample(&metrics, r#"sora_shim_event_webhooks_total{outcome="translated"}"#), None, "{metrics}");
 }
 
@@ -381,8 +389,10 @@ async fn https_forward_targets_are_verified_against_the_ca_roots() {
 
     // Trusting another CA only: the certificate does not verify and nothing is delivered.
     let shim = start_shim(&with_roots("other-ca.pem"));
-    let reply = post(&shim.url, "/hooks/event", None, &event, &[]);
-    reply.await.assert_legacy_error(502, "UPSTREAM-UNAVAILABLE");
+    let reply = post(&shim.url, "/hooks/event", None, &event, &[]).await;
+    reply.assert_legacy_error(502, "UPSTREAM-UNAVAILABLE");
+    let detail = reply.header("x-shim-error-detail").unwrap();
+    assert!(detail.contains("certificate"), "the cause is named, not only `client error (Connect)`: {detail}");
     assert_eq!(receiver.requests().len(), 1, "nothing reached the receiver");
 
     // No CA certificate at all: refused at start-up, saying why.
@@ -397,5 +407,23 @@ async fn https_forward_targets_are_verified_against_the_ca_roots() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_ne!(output.status.code(), Some(0), "{stderr}");
-    assert!(stderr.contains("event_webhook.forward_url") && stderr.contains("SSL_CERT_FILE"), "{stderr}");
+    assert!(stderr.contains("event_webhook.forward_url") && stderr.contains("SSL_CERT_FILE="), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_reload_that_shortens_the_flush_interval_applies_at_once() {
+    let sim = start_sim(&[]);
+    let config = temp_dir("usage-reload").join("shim.toml");
+    std::fs::write(&config, "[usage]\nflush_interval_ms = 600000\n").unwrap();
+    let mut options = ShimOptions::new(&sim.url);
+    options.args = vec!["--config".into(), config.to_str().unwrap().into()];
+    let shim = start_shim(&options);
+    post(&shim.url, "/", Some(START), r#"{"channel_id":"h","expire_time":0}"#, &[("user-agent", "hup/1")]).await;
+    std::fs::write(&config, "[usage]\nflush_interval_ms = 1000\n").unwrap();
+    std::process::Command::new("kill").args(["-HUP", &shim.pid().to_string()]).status().unwrap();
+    // Saved within about a second of the reload, not ten minutes after start-up.
+    wait_for("usage saved after the reload", Duration::from_secs(10), || async {
+        (saved_usage(&options.store) == [(START.to_owned(), "hup/1".to_owned(), 1)]).then_some(())
+    })
+    .await;
 }

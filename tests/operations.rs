@@ -367,6 +367,26 @@ async fn sighup_keeps_an_implicit_mappings_dir_that_vanished() {
     again().await.assert_legacy_error(400, "ALREADY-STARTED");
 }
 
+#[tokio::test]
+async fn sighup_may_drop_a_named_mappings_dir_for_the_built_in_copies() {
+    let sim = start_sim(&[]);
+    let workdir = temp_dir("named");
+    let config = workdir.join("shim.toml");
+    std::fs::write(&config, format!("mappings_dir = {:?}\n", mappings_dir().to_str().unwrap())).unwrap();
+    let mut options = ShimOptions { workdir: Some(workdir.clone()), ..ShimOptions::new(&sim.url) };
+    options.args = vec!["--config".into(), config.to_str().unwrap().into()];
+    let shim = start_shim(&options);
+    // Naming no directory any more is a choice: the reload is taken, with the built-in copies.
+    std::fs::write(&config, "").unwrap();
+    hangup(shim.pid());
+    wait_for("the reload", Duration::from_secs(10), || async {
+        shim.log_text().contains("reloaded configuration and mappings").then_some(())
+    })
+    .await;
+    assert!(!shim.log_text().contains("reload rejected"), "{}", shim.log_text());
+    assert_eq!(api(&shim.url, START, json!({"channel_id": "n", "expire_time": 0})).await.status, 200);
+}
+
 fn hangup(pid: u32) {
     assert!(std::process::Command::new("kill").args(["-HUP", &pid.to_string()]).status().unwrap().success());
 }

@@ -611,7 +611,10 @@ impl Store for SqliteStore {
                 let mut known = transaction
                     .prepare_cached("SELECT 1 FROM usage WHERE target = ?1 AND remote_addr = ?2 AND user_agent = ?3")
                     .map_err(sql_error)?;
-                let mut size = transaction.prepare_cached("SELECT COUNT(*) FROM usage").map_err(sql_error)?;
+                // The bound counts named clients; the `<other>` rows do not take their places.
+                let mut size = transaction
+                    .prepare_cached("SELECT COUNT(*) FROM usage WHERE remote_addr != ?1")
+                    .map_err(sql_error)?;
                 let mut add = transaction
                     .prepare_cached(
                         "INSERT INTO usage (target, remote_addr, user_agent, count, first_seen, last_seen)
@@ -622,11 +625,21 @@ impl Store for SqliteStore {
                              last_seen = MAX(last_seen, excluded.last_seen)",
                     )
                     .map_err(sql_error)?;
+                // First seen, first placed: past the bound, the later clients are the ones folded.
+                let mut rows = rows;
+                rows.sort_by(|a, b| {
+                    (a.first_seen, &a.target, &a.remote_addr, &a.user_agent).cmp(&(
+                        b.first_seen,
+                        &b.target,
+                        &b.remote_addr,
+                        &b.user_agent,
+                    ))
+                });
                 for row in rows {
                     let is_known =
                         known.exists(params![row.target, row.remote_addr, row.user_agent]).map_err(sql_error)?;
                     let full = !is_known
-                        && size.query_row([], |found| found.get::<_, i64>(0)).map_err(sql_error)? as usize
+                        && size.query_row([OTHER_CLIENTS], |found| found.get::<_, i64>(0)).map_err(sql_error)? as usize
                             >= max_clients;
                     let (address, agent) = if full {
                         (OTHER_CLIENTS, OTHER_CLIENTS)

@@ -210,8 +210,9 @@ impl Upstream {
     }
 }
 
-fn classify_client_error(error: &hyper_util::client::legacy::Error) -> ShimError {
-    use std::error::Error as _;
+/// An error with every cause under it (`client error (Connect): invalid peer certificate: ...`),
+/// so a certificate problem reads differently from a refused connection.
+pub fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
     let mut detail = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
@@ -219,6 +220,11 @@ fn classify_client_error(error: &hyper_util::client::legacy::Error) -> ShimError
         detail.push_str(&cause.to_string());
         source = cause.source();
     }
+    detail
+}
+
+fn classify_client_error(error: &hyper_util::client::legacy::Error) -> ShimError {
+    let detail = with_causes(error);
     if error.is_connect() && detail.contains("timed out") {
         ShimError::UpstreamTimeout(detail)
     } else {

@@ -114,13 +114,12 @@ async fn legacy_shape(app: &App, bytes: &Bytes) -> Result<(Bytes, EventOutcome),
     let Some(mapping) = app.session_mapping(session_id, upstream_recording_id).await? else {
         return Ok((bytes.clone(), EventOutcome::Unmapped));
     };
-    // A session is one channel's: an event naming another channel is not this order's, whatever
-    // a session webhook once claimed (its legacy id and metadata must not reach that back-end).
-    if let Some(channel) = event.get(&keys.channel_id).and_then(Value::as_str)
-        && channel != mapping.channel_id
-    {
+    // A session is one channel's: an event naming another channel (or a channel that is not a
+    // string) is not this order's, whatever a session webhook once claimed (its legacy id and metadata must not reach that back-end).
+    let channel = event.get(&keys.channel_id);
+    if channel.is_some_and(|channel| channel.as_str() != Some(mapping.channel_id.as_str())) {
         tracing::warn!(
-            event_channel = ?channel,
+            event_channel = %channel.map(|value| value.to_string().chars().take(300).collect::<String>()).unwrap_or_default(),
             order_channel = ?mapping.channel_id,
             "recording event's channel is not its session's order's channel; forwarded unchanged"
         );

@@ -1,8 +1,8 @@
 //! Forwards a webhook request to the operator's own endpoint and returns its complete reply.
 //!
 //! Forward targets may be `http://` or `https://` (back-end webhooks are often HTTPS-only). TLS
-//! is rustls with the system's CA certificates (`SSL_CERT_FILE` / `SSL_CERT_DIR` point it at
-//! others, e.g. a private CA); without any, an `https://` target is refused at start-up.
+//! is rustls with the system's CA certificates (`SSL_CERT_FILE` / `SSL_CERT_DIR` replace them,
+//! e.g. with a private CA); without any, an `https://` target is refused at start-up.
 
 use std::time::Duration;
 
@@ -75,9 +75,18 @@ impl Forwarder {
     pub fn can_reach_all(&self, targets: &[(&str, Option<&Uri>)]) -> Result<(), String> {
         for (key, target) in targets {
             if target.is_some_and(|target| target.scheme() == Some(&http::uri::Scheme::HTTPS)) && !self.has_ca_roots {
+                let named: Vec<String> = ["SSL_CERT_FILE", "SSL_CERT_DIR"]
+                    .iter()
+                    .filter_map(|name| std::env::var_os(name).map(|value| format!("{name}={value:?}")))
+                    .collect();
+                let looked_in = if named.is_empty() {
+                    "the system's store".to_owned()
+                } else {
+                    format!("{} (instead of the system's store)", named.join(", "))
+                };
                 return Err(format!(
-                    "{key}: https:// needs CA certificates, and none were found: install the system's \
-                     (ca-certificates) or point SSL_CERT_FILE at a PEM file"
+                    "{key}: https:// needs CA certificates, and none were found in {looked_in}: install \
+                     the system's (ca-certificates) or point SSL_CERT_FILE at a PEM file that exists"
                 ));
             }
         }
@@ -109,11 +118,12 @@ impl Forwarder {
         *request.headers_mut() = headers;
         let shown = crate::config::shown_url(&target.to_string());
         let exchange = async {
-            let response = self
-                .client
-                .request(request)
-                .await
-                .map_err(|error| ShimError::UpstreamUnavailable(format!("webhook forward to {shown}: {error}")))?;
+            let response = self.client.request(request).await.map_err(|error| {
+                ShimError::UpstreamUnavailable(format!(
+                    "webhook forward to {shown}: {}",
+                    crate::upstream::with_causes(&error)
+                ))
+            })?;
             let (parts, body) = response.into_parts();
             let body = Limited::new(body, self.max_reply_bytes)
                 .collect()
