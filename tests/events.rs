@@ -172,9 +172,13 @@ async fn a_dead_receiver_fails_the_webhook_and_loses_nothing() {
     let (sim, shim, options) = start_pair(|o| o.env("SORA_SHIM__EVENT_WEBHOOK__FORWARD_URL", &dead)).await;
     let started = api(&shim.url, START, json!({"channel_id": "keep", "expire_time": 0})).await.json();
     connect(&sim, "keep").await;
-    let session_id = sim_session(&sim, "keep").await.unwrap()["session_id"].clone();
-    let event = json!({"type": "recording.report", "recording_id": "U1", "session_id": session_id, "channel_id": "keep",
-                       "recording_metadata": {}});
+    let session = sim_session(&sim, "keep").await.unwrap();
+    // The session's real upstream recording id: the reconciler may have bound the leg to it, and
+    // an event naming another recording of the session would (rightly) not be the order's.
+    let upstream_id = session["recording"]["recording_id"].clone();
+    assert!(upstream_id.is_string(), "{session}");
+    let event = json!({"type": "recording.report", "recording_id": upstream_id, "session_id": session["session_id"],
+                       "channel_id": "keep", "recording_metadata": {}});
     let failed = post(&shim.url, "/hooks/event", None, &event.to_string(), &[]).await;
     failed.assert_legacy_error(502, "UPSTREAM-UNAVAILABLE");
     // The forward URL's query may hold a token: neither the reply nor the log shows it.
@@ -205,7 +209,7 @@ async fn a_dead_receiver_fails_the_webhook_and_loses_nothing() {
     assert_eq!(post(&shim.url, "/hooks/event", None, &event.to_string(), &[]).await.status, 200);
     let forwarded = bodies(&receiver);
     assert_eq!(forwarded[0]["recording_id"], started["recording_id"]);
-    assert_eq!(forwarded[0]["session_recording_id"], "U1");
+    assert_eq!(forwarded[0]["session_recording_id"], upstream_id);
 }
 
 #[tokio::test]
