@@ -399,6 +399,18 @@ async fn https_forward_targets_are_verified_against_the_ca_roots() {
     assert!(detail.contains("certificate"), "the cause is named, not only `client error (Connect)`: {detail}");
     assert_eq!(receiver.requests().len(), 1, "nothing reached the receiver");
 
+    // A CA file named but missing: refused, even when a CA directory supplies others.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_sora-legacy-shim"))
+        .args(["check", "--upstream", "http://127.0.0.1:9"])
+        .env("SORA_SHIM__EVENT_WEBHOOK__FORWARD_URL", format!("{}/events", receiver.url))
+        .env("SSL_CERT_FILE", fixtures.join("no-such-ca.pem"))
+        .env("SSL_CERT_DIR", &fixtures)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("no-such-ca.pem") && stderr.contains("cannot be read"), "{stderr}");
+
     // No CA certificate at all: refused at start-up, saying why.
     let empty = temp_dir("no-roots").join("empty.pem");
     std::fs::write(&empty, "").unwrap();

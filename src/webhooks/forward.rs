@@ -74,7 +74,17 @@ impl Forwarder {
     /// certificates to verify it.
     pub fn can_reach_all(&self, targets: &[(&str, Option<&Uri>)]) -> Result<(), String> {
         for (key, target) in targets {
-            if target.is_some_and(|target| target.scheme() == Some(&http::uri::Scheme::HTTPS)) && !self.has_ca_roots {
+            let https = target.is_some_and(|target| target.scheme() == Some(&http::uri::Scheme::HTTPS));
+            // A CA file named but unreadable is a mistake, even when a directory supplies others.
+            if https
+                && let Some(file) = std::env::var_os("SSL_CERT_FILE")
+                && std::fs::File::open(&file).is_err()
+            {
+                return Err(format!(
+                    "{key}: SSL_CERT_FILE={file:?} cannot be read, so https:// cannot be verified as meant"
+                ));
+            }
+            if https && !self.has_ca_roots {
                 let named: Vec<String> = ["SSL_CERT_FILE", "SSL_CERT_DIR"]
                     .iter()
                     .filter_map(|name| std::env::var_os(name).map(|value| format!("{name}={value:?}")))
