@@ -19,6 +19,9 @@ from pathlib import Path
 PERCENTILES = ["p10", "p25", "p50", "p75", "p90", "p95", "p99", "p99.9", "p99.99"]
 
 
+# The passthrough variants in table order, with their short row names.
+PASSTHROUGH_PATHS = (("direct", "direct"), ("shim", "shim"), ("bare", "bare hyper proxy"), ("nginx", "nginx"))
+
 def labels(pairs):
     out = {}
     for pair in pairs:
@@ -284,7 +287,7 @@ def markdown(results):
                        f"open loop, up to {r0.get('concurrency')} connections):\n")
             out.append("| path | achieved req/s | p50 | p90 | p99 | p99.9 | max | non-2xx / errors |")
             out.append("|---|---|---|---|---|---|---|---|")
-            for variant, name in (("direct", "direct"), ("shim", "shim"), ("bare", "bare hyper proxy"), ("nginx", "nginx")):
+            for variant, name in PASSTHROUGH_PATHS:
                 row = rate.get(variant)
                 if not row:
                     continue
@@ -301,7 +304,7 @@ def markdown(results):
                        "medians over repetitions:\n")
             out.append("| path | p50 | p90 | p99 | p99.9 | added at p50 | added at p99 | non-2xx / errors |")
             out.append("|---|---|---|---|---|---|---|---|")
-            for variant, name in (("direct", "direct"), ("shim", "shim"), ("bare", "bare hyper proxy"), ("nginx", "nginx")):
+            for variant, name in PASSTHROUGH_PATHS:
                 row = light.get(variant)
                 if not row:
                     continue

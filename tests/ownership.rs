@@ -196,31 +196,48 @@ async fn after_a_failed_stop_a_new_order_records_in_the_same_pass_that_stops_the
 
 #[tokio::test]
 async fn events_of_a_native_recording_after_a_legacy_one_in_the_same_session_stay_native() {
+    // Switched on by the session webhook: the shim learns the upstream id at its next pass.
+    legacy_then_native_events(100, 2, "ev", json!({"legacy": 1}), json!({"native": 1})).await;
+}
+
+/// A legacy recording switched on by the session webhook and stopped, then a native one in the
+/// same session: the legacy recording's events carry the legacy id and metadata, the native
+/// one's stay untouched. `passes` reconciler passes run between join and Stop.
+async fn legacy_then_native_events(
+    reconciler_ms: u64,
+    passes: usize,
+    channel: &str,
+    legacy_metadata: Value,
+    native_metadata: Value,
+) {
     let receiver = Receiver::start(200, "{}").await;
     let (sim, shim, _) = start_pair(|options| {
-        reconciler_every(100)(options).env("SORA_SHIM__EVENT_WEBHOOK__FORWARD_URL", &format!("{}/events", receiver.url))
+        reconciler_every(reconciler_ms)(options)
+            .env("SORA_SHIM__EVENT_WEBHOOK__FORWARD_URL", &format!("{}/events", receiver.url))
     })
     .await;
     set_sim_webhooks(&sim, None, Some(&format!("{}/hooks/event", shim.url))).await;
-    let legacy = api(&shim.url, START, json!({"channel_id": "ev", "expire_time": 0, "metadata": {"legacy": 1}})).await;
-    connect(&sim, "ev").await;
-    // Switched on by the session webhook: the shim learns the upstream id at its next pass.
-    let legacy_upstream = recordings_of(&sim, "ev").await[0]["recording_id"].clone();
-    reconciler_passes(&sim, 2).await;
-    assert_eq!(api(&shim.url, STOP, json!({"channel_id": "ev"})).await.status, 200);
-    wait_recording(&sim, "ev", false).await;
+    let start = json!({"channel_id": channel, "expire_time": 0, "metadata": legacy_metadata});
+    let legacy = api(&shim.url, START, start).await;
+    connect(&sim, channel).await;
+    let legacy_upstream = recordings_of(&sim, channel).await[0]["recording_id"].clone();
+    if passes > 0 {
+        reconciler_passes(&sim, passes).await;
+    }
+    assert_eq!(api(&shim.url, STOP, json!({"channel_id": channel})).await.status, 200);
+    wait_recording(&sim, channel, false).await;
     // A modern client records the same session natively.
-    let native = json!({"channel_id": "ev", "metadata": {"native": 1}});
+    let native = json!({"channel_id": channel, "metadata": native_metadata});
     assert_eq!(api(&shim.url, NATIVE_START, native).await.status, 200);
-    let native_upstream = wait_recording(&sim, "ev", true).await.unwrap()["recording"]["recording_id"].clone();
-    assert_eq!(api(&shim.url, NATIVE_STOP, json!({"channel_id": "ev"})).await.status, 200);
+    let native_upstream = wait_recording(&sim, channel, true).await.unwrap()["recording"]["recording_id"].clone();
+    assert_eq!(api(&shim.url, NATIVE_STOP, json!({"channel_id": channel})).await.status, 200);
 
     let reports = recording_reports(&receiver, 2).await;
     let legacy_report = reports.iter().find(|r| r["session_recording_id"] == legacy_upstream).expect("legacy report");
     assert_eq!(legacy_report["recording_id"], legacy.json()["recording_id"]);
-    assert_eq!(legacy_report["metadata"], json!({"legacy": 1}));
+    assert_eq!(legacy_report["metadata"], legacy_metadata);
     let native_report = reports.iter().find(|r| r["recording_id"] == native_upstream).expect("native report untouched");
-    assert_eq!(native_report["recording_metadata"], json!({"native": 1}));
+    assert_eq!(native_report["recording_metadata"], native_metadata);
     assert!(native_report.get("session_recording_id").is_none(), "{native_report}");
 }
 
@@ -278,28 +295,5 @@ async fn a_legacy_stop_spares_a_native_recording_that_replaced_the_legacy_one_in
 #[tokio::test]
 async fn a_legacy_stop_names_the_webhook_recording_so_later_native_events_stay_native() {
     // No reconciler pass after start-up: only the Stop can learn the upstream id.
-    let receiver = Receiver::start(200, "{}").await;
-    let (sim, shim, _) = start_pair(|options| {
-        reconciler_every(600_000)(options)
-            .env("SORA_SHIM__EVENT_WEBHOOK__FORWARD_URL", &format!("{}/events", receiver.url))
-    })
-    .await;
-    set_sim_webhooks(&sim, None, Some(&format!("{}/hooks/event", shim.url))).await;
-    let legacy = api(&shim.url, START, json!({"channel_id": "quick", "expire_time": 0, "metadata": "legacy-A"})).await;
-    connect(&sim, "quick").await;
-    let legacy_upstream = recordings_of(&sim, "quick").await[0]["recording_id"].clone();
-    assert_eq!(api(&shim.url, STOP, json!({"channel_id": "quick"})).await.status, 200);
-    wait_recording(&sim, "quick", false).await;
-    let native = json!({"channel_id": "quick", "metadata": {"mine": 1}});
-    assert_eq!(api(&shim.url, NATIVE_START, native).await.status, 200);
-    let native_upstream = wait_recording(&sim, "quick", true).await.unwrap()["recording"]["recording_id"].clone();
-    assert_eq!(api(&shim.url, NATIVE_STOP, json!({"channel_id": "quick"})).await.status, 200);
-    let reports = recording_reports(&receiver, 2).await;
-    let legacy_report = reports.iter().find(|r| r["session_recording_id"] == legacy_upstream).expect("legacy report");
-    assert_eq!(
-        (legacy_report["recording_id"].clone(), legacy_report["metadata"].clone()),
-        (legacy.json()["recording_id"].clone(), json!("legacy-A"))
-    );
-    let native_report = reports.iter().find(|r| r["recording_id"] == native_upstream).expect("native report untouched");
-    assert_eq!(native_report["recording_metadata"], json!({"mine": 1}));
+    legacy_then_native_events(600_000, 0, "quick", json!("legacy-A"), json!({"mine": 1})).await;
 }

@@ -198,6 +198,18 @@ impl SqliteStore {
     }
 }
 
+/// Every row `sql` selects with `params`, each read by `read`.
+fn all_rows<T, P: rusqlite::Params>(
+    connection: &Connection,
+    sql: &str,
+    params: P,
+    read: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>, StoreError> {
+    let mut statement = connection.prepare_cached(sql).map_err(sql_error)?;
+    let rows = statement.query_map(params, read).map_err(sql_error)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(sql_error)
+}
+
 fn unavailable(path: &Path, error: rusqlite::Error) -> StoreError {
     StoreError::Unavailable(format!("{}: {error}", path.display()))
 }
@@ -340,11 +352,8 @@ impl Store for SqliteStore {
 
     async fn active_orders(&self, now: i64) -> Result<Vec<Order>, StoreError> {
         self.reading(move |connection| {
-            let mut statement = connection
-                .prepare_cached(&format!("SELECT {LISTED_COLUMNS} FROM orders WHERE {ACTIVE} ORDER BY channel_id"))
-                .map_err(sql_error)?;
-            let rows = statement.query_map(rusqlite::named_params! {":now": now}, order_from_row).map_err(sql_error)?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(sql_error)
+            let sql = format!("SELECT {LISTED_COLUMNS} FROM orders WHERE {ACTIVE} ORDER BY channel_id");
+            all_rows(connection, &sql, rusqlite::named_params! {":now": now}, order_from_row)
         })
         .await
     }
@@ -399,14 +408,13 @@ impl Store for SqliteStore {
     async fn legs(&self, recording_id: &str) -> Result<Vec<Leg>, StoreError> {
         let recording_id = recording_id.to_owned();
         self.reading(move |connection| {
-            let mut statement = connection
-                .prepare_cached(
-                    "SELECT recording_id, session_id, upstream_recording_id, started_at, ended_at
-                     FROM legs WHERE recording_id = ?1 ORDER BY started_at, session_id",
-                )
-                .map_err(sql_error)?;
-            let rows = statement.query_map(params![recording_id], leg_from_row).map_err(sql_error)?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(sql_error)
+            all_rows(
+                connection,
+                "SELECT recording_id, session_id, upstream_recording_id, started_at, ended_at
+                 FROM legs WHERE recording_id = ?1 ORDER BY started_at, session_id",
+                params![recording_id],
+                leg_from_row,
+            )
         })
         .await
     }
@@ -436,18 +444,15 @@ impl Store for SqliteStore {
 
     async fn open_legs(&self) -> Result<Vec<OpenLeg>, StoreError> {
         self.reading(move |connection| {
-            let mut statement = connection
-                .prepare_cached(
-                    "SELECT legs.recording_id, legs.session_id, legs.upstream_recording_id, legs.started_at, legs.ended_at,
-                            orders.channel_id, orders.stopped_at IS NOT NULL
-                     FROM legs JOIN orders ON orders.recording_id = legs.recording_id
-                     WHERE legs.ended_at IS NULL ORDER BY legs.started_at",
-                )
-                .map_err(sql_error)?;
-            let rows = statement
-                .query_map([], |row| Ok(OpenLeg { leg: leg_from_row(row)?, channel_id: row.get(5)?, order_stopped: row.get(6)? }))
-                .map_err(sql_error)?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(sql_error)
+            all_rows(
+                connection,
+                "SELECT legs.recording_id, legs.session_id, legs.upstream_recording_id, legs.started_at, legs.ended_at,
+                        orders.channel_id, orders.stopped_at IS NOT NULL
+                 FROM legs JOIN orders ON orders.recording_id = legs.recording_id
+                 WHERE legs.ended_at IS NULL ORDER BY legs.started_at",
+                [],
+                |row| Ok(OpenLeg { leg: leg_from_row(row)?, channel_id: row.get(5)?, order_stopped: row.get(6)? }),
+            )
         })
         .await
     }
@@ -506,23 +511,20 @@ impl Store for SqliteStore {
 
     async fn stopped_orders(&self) -> Result<Vec<StoppedOrder>, StoreError> {
         self.reading(move |connection| {
-            let mut statement = connection
-                .prepare_cached(
-                    "SELECT recording_id, channel_id, created_at, stopped_at FROM orders
-                     WHERE stopped_at IS NOT NULL ORDER BY stopped_at",
-                )
-                .map_err(sql_error)?;
-            let rows = statement
-                .query_map([], |row| {
+            all_rows(
+                connection,
+                "SELECT recording_id, channel_id, created_at, stopped_at FROM orders
+                 WHERE stopped_at IS NOT NULL ORDER BY stopped_at",
+                [],
+                |row| {
                     Ok(StoppedOrder {
                         recording_id: row.get(0)?,
                         channel_id: row.get(1)?,
                         created_at: row.get(2)?,
                         stopped_at: row.get(3)?,
                     })
-                })
-                .map_err(sql_error)?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(sql_error)
+                },
+            )
         })
         .await
     }
@@ -657,14 +659,12 @@ impl Store for SqliteStore {
 
     async fn usage(&self) -> Result<Vec<UsageRow>, StoreError> {
         self.reading(|connection| {
-            let mut query = connection
-                .prepare_cached(
-                    "SELECT target, remote_addr, user_agent, count, first_seen, last_seen FROM usage
-                     ORDER BY target, remote_addr, user_agent",
-                )
-                .map_err(sql_error)?;
-            let rows = query
-                .query_map([], |row| {
+            all_rows(
+                connection,
+                "SELECT target, remote_addr, user_agent, count, first_seen, last_seen FROM usage
+                 ORDER BY target, remote_addr, user_agent",
+                [],
+                |row| {
                     Ok(UsageRow {
                         target: row.get(0)?,
                         remote_addr: row.get(1)?,
@@ -673,9 +673,8 @@ impl Store for SqliteStore {
                         first_seen: row.get(4)?,
                         last_seen: row.get(5)?,
                     })
-                })
-                .map_err(sql_error)?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(sql_error)
+                },
+            )
         })
         .await
     }

@@ -385,6 +385,15 @@ pub fn restart_shim(old: &mut Process, options: &ShimOptions) -> Process {
     start_shim(&ShimOptions { listen: Some(address), ..options.clone() })
 }
 
+/// A background task of a test helper, stopped when the helper is dropped.
+pub struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// One request captured by a [`Receiver`].
 #[derive(Clone, Debug)]
 pub struct Captured {
@@ -398,7 +407,7 @@ pub struct Captured {
 pub struct Receiver {
     pub url: String,
     pub captured: std::sync::Arc<std::sync::Mutex<Vec<Captured>>>,
-    task: tokio::task::JoinHandle<()>,
+    _task: AbortOnDrop,
 }
 
 impl Receiver {
@@ -432,7 +441,7 @@ impl Receiver {
         let captured = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let reply = Bytes::from(body.to_owned());
         let store = captured.clone();
-        let task = tokio::spawn(async move {
+        let task = AbortOnDrop(tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else { break };
                 let store = store.clone();
@@ -466,18 +475,12 @@ impl Receiver {
                     }
                 });
             }
-        });
-        Receiver { url, captured, task }
+        }));
+        Receiver { url, captured, _task: task }
     }
 
     pub fn requests(&self) -> Vec<Captured> {
         self.captured.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }
 
@@ -501,7 +504,7 @@ pub async fn clear_faults(sim: &Process) {
 pub struct Stall {
     pub url: String,
     arrived: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    task: tokio::task::JoinHandle<()>,
+    _task: AbortOnDrop,
 }
 
 impl Stall {
@@ -511,7 +514,7 @@ impl Stall {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let arrived = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let count = arrived.clone();
-        let task = tokio::spawn(async move {
+        let task = AbortOnDrop(tokio::spawn(async move {
             while let Ok((mut stream, _)) = listener.accept().await {
                 let count = count.clone();
                 tokio::spawn(async move {
@@ -529,8 +532,8 @@ impl Stall {
                     }
                 });
             }
-        });
-        Stall { url, arrived, task }
+        }));
+        Stall { url, arrived, _task: task }
     }
 
     /// How many connections have sent a request so far.
@@ -539,18 +542,12 @@ impl Stall {
     }
 }
 
-impl Drop for Stall {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
 /// A relay in front of one webhook endpoint (`target`, whatever path it is called on) that holds each answer for `delay` before passing it
 /// on (Sora's side of a slow network): it counts the answers it got and is holding.
 pub struct SlowRelay {
     pub url: String,
     answered: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    task: tokio::task::JoinHandle<()>,
+    _task: AbortOnDrop,
 }
 
 impl SlowRelay {
@@ -560,7 +557,7 @@ impl SlowRelay {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let (count, target) = (answered.clone(), target.to_owned());
-        let task = tokio::spawn(async move {
+        let task = AbortOnDrop(tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let (count, target) = (count.clone(), target.clone());
                 tokio::spawn(async move {
@@ -589,19 +586,13 @@ impl SlowRelay {
                         .await;
                 });
             }
-        });
-        SlowRelay { url, answered, task }
+        }));
+        SlowRelay { url, answered, _task: task }
     }
 
     /// How many answers the relay got from its target (and holds, or has passed on).
     pub fn answered(&self) -> usize {
         self.answered.load(std::sync::atomic::Ordering::SeqCst)
-    }
-}
-
-impl Drop for SlowRelay {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }
 
